@@ -1,0 +1,46 @@
+# One command sets up and tests; a second run installs nothing new.
+SHELL := /bin/bash
+PY_SYSTEM ?= /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: deps test lint unit demo bench clean
+
+# Debian packages: Pebble (the ACME test CA) and Chromium (browser tests). Installed only when missing.
+deps: $(STAMP)
+	@missing=""; for p in pebble chromium python3-venv; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The venv is built from Debian's Python, not a per-user one: workers and CGIs run as other uids
+# and must be able to reach the interpreter (a pyenv Python under /root is not reachable).
+$(STAMP): pyproject.toml
+	@dpkg -s python3-venv >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
+	@test -x $(PY) || $(PY_SYSTEM) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -p no:cacheprovider
+
+unit: deps
+	$(VENV)/bin/pytest -p no:cacheprovider tests/unit
+
+demo: deps
+	$(PY) -m cpanel_sandbox.demo
+
+bench: deps
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache

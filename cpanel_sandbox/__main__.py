@@ -1,0 +1,3 @@
+from cpanel_sandbox.cli import main
+
+raise SystemExit(main())

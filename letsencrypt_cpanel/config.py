@@ -1,0 +1,208 @@
+"""Settings: read once at an edge, then passed down (no module deep inside reads os.environ).
+
+Every fixed path lives under a root prefix taken from `LECP_ROOT` (default `/`), so the tests, the
+demo and a real server run the same code. The public config (`/etc/letsencrypt-cpanel.conf`, JSON,
+0644) holds nothing secret: the cPanel page, running as a user, reads it. Secrets (the WHM token,
+an EAB HMAC key, the SMTP password) live in `/etc/letsencrypt-cpanel.secrets` (JSON, 0600, root).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+CONFIG_PATH = "/etc/letsencrypt-cpanel.conf"
+SECRETS_PATH = "/etc/letsencrypt-cpanel.secrets"
+STATE_DIR = "/var/lib/letsencrypt-cpanel"
+
+LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+KEY_TYPES = ("rsa:2048", "rsa:4096", "ecdsa:p-256", "ecdsa:p-384")
+SECRET_KEYS = frozenset({"whm_token", "eab_hmac_key", "smtp_password"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. Field defaults are the values on a fresh install."""
+
+    root: Path = Path("/")
+    acme_directory: str = LETSENCRYPT_PRODUCTION
+    # A PEM bundle trusted for the ACME directory ("" = the system's trust store).
+    acme_ca_bundle: str = ""
+    contact_email_for_account: bool = False
+    cpanel_host: str = "127.0.0.1"
+    cpanel_port: int = 2083
+    whm_port: int = 2087
+    whm_user: str = "root"
+    # Port the self-check fetches http-01 tokens on; the CA always uses 80 on a real server.
+    http_port: int = 80
+    # Resolvers for the self-check and dns-01, "ip" or "ip:port"; empty = the system's.
+    resolvers: tuple[str, ...] = ()
+    default_key_type: str = "rsa:2048"
+    # Renew when less than this fraction of the certificate's lifetime is left (1/3: 30 of 90 days).
+    renewal_fraction: float = 1 / 3
+    worker_timeout: float = 300.0
+    # How long one order may take from answering challenges to the certificate.
+    order_deadline: float = 90.0
+    max_names_per_certificate: int = 100
+    eab_kid: str = ""
+
+    def path(self, absolute: str) -> Path:
+        """Map a fixed absolute path (e.g. `/etc/passwd`) under the root prefix."""
+        return self.root / absolute.lstrip("/")
+
+    @property
+    def config_file(self) -> Path:
+        return self.path(CONFIG_PATH)
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.path(SECRETS_PATH)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path(STATE_DIR)
+
+    @property
+    def cpanel_service_pem(self) -> Path:
+        """cPanel's own service certificate and key, in one file (root-only)."""
+        return self.path("/var/cpanel/ssl/cpanel/cpanel.pem")
+
+
+@dataclass(frozen=True)
+class Secrets:
+    whm_token: str = field(default="", repr=False)
+    eab_hmac_key: str = field(default="", repr=False)
+    smtp_password: str = field(default="", repr=False)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "root"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    default = getattr(Settings, name)
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            return tuple(str(v) for v in value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: {value!r} is not a valid value") from exc
+
+
+def validate(name: str, value: Any) -> Any:
+    """Return `value` coerced to the type of setting `name`, or raise ConfigError saying why."""
+    if name not in _FIELDS:
+        known = ", ".join(sorted([*_FIELDS, *SECRET_KEYS]))
+        raise ConfigError(f"unknown setting {name!r}; known settings: {known}")
+    coerced = _coerce(name, value)
+    if name == "default_key_type" and coerced not in KEY_TYPES:
+        raise ConfigError(f"default_key_type must be one of {', '.join(KEY_TYPES)}")
+    if name in ("cpanel_port", "whm_port", "http_port") and not 0 < coerced < 65536:
+        raise ConfigError(f"{name} must be a port number (1-65535)")
+    if name == "renewal_fraction" and not 0 < coerced < 1:
+        raise ConfigError("renewal_fraction must be between 0 and 1")
+    if name == "acme_directory" and not str(coerced).startswith(("https://", "http://")):
+        raise ConfigError("acme_directory must be an https:// URL")
+    return coerced
+
+
+def root_from_env(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("LECP_ROOT") or "/")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON (line {exc.lineno}): fix or remove it") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    return data
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the public config under the root prefix. Unknown keys (e.g. FleetSSL's) are ignored."""
+    root = root_from_env(env)
+    raw = _read_json(Settings(root=root).config_file)
+    values = {k: validate(k, v) for k, v in raw.items() if k in _FIELDS}
+    return Settings(root=root, **values)
+
+
+def load_secrets(settings: Settings) -> Secrets:
+    """Read the secrets file (root only). Missing file = no secrets."""
+    raw = _read_json(settings.secrets_file)
+    return Secrets(**{k: str(v) for k, v in raw.items() if k in SECRET_KEYS})
+
+
+def _write_json_atomic(path: Path, data: Mapping[str, Any], mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(dict(data), fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def set_value(settings: Settings, name: str, value: str) -> None:
+    """Persist one setting: secrets to the 0600 secrets file, everything else to the 0644 config."""
+    if name in SECRET_KEYS:
+        data = _read_json(settings.secrets_file)
+        data[name] = value
+        _write_json_atomic(settings.secrets_file, data, 0o600)
+        return
+    coerced = validate(name, value)
+    data = _read_json(settings.config_file)
+    data[name] = list(coerced) if isinstance(coerced, tuple) else coerced
+    _write_json_atomic(settings.config_file, data, 0o644)
+
+
+def update_config(root: Path, values: Mapping[str, Any]) -> None:
+    """Merge several public settings at once (used by the sandbox to publish its ports)."""
+    settings = Settings(root=root)
+    data = _read_json(settings.config_file)
+    for name, value in values.items():
+        coerced = validate(name, value)
+        data[name] = list(coerced) if isinstance(coerced, tuple) else coerced
+    _write_json_atomic(settings.config_file, data, 0o644)
+
+
+def public_items(settings: Settings) -> dict[str, Any]:
+    """Every public setting and its current value, for `le-cp config list` and the WHM page."""
+    return {name: getattr(settings, name) for name in _FIELDS}
