@@ -1,0 +1,231 @@
+"""HTTPS to cpsrvd over pinned TLS (requests), and the WHM API 1 transport built on it.
+
+Every request has a timeout and a bounded body; every failure to get a well-formed answer (a
+refused connection, a TLS mismatch, a non-2xx status, a timeout, a dropped or truncated body)
+becomes `CpanelTransportError` whose message never quotes the body or the URL's secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ..config import Secrets, Settings
+from ..errors import CpanelTransportError
+from .envelope import Args, check_whm_envelope, decode_json, expand_args
+from .quirks import MAX_RESPONSE_BYTES
+from .tls import PinnedTLS, is_verification_failure
+from .whm import WhmAPI
+
+log = logging.getLogger(__name__)
+
+
+class PinnedAdapter(HTTPAdapter):
+    """An adapter whose pools use the pinned `ssl.SSLContext` and skip the hostname check.
+
+    `cert_verify` is overridden because older requests versions point `ca_certs` at certifi's
+    bundle, which urllib3 would then load into our context next to the pin.
+    """
+
+    def __init__(self, tls: PinnedTLS) -> None:
+        self._context = tls.ssl_context()
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        kwargs["assert_hostname"] = False
+        super().init_poolmanager(*args, **kwargs)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        conn.cert_reqs = "CERT_REQUIRED"
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
+
+
+@dataclass(frozen=True)
+class HttpsReply:
+    status: int
+    content_type: str
+    body: bytes = field(repr=False)
+    cookies: Mapping[str, str] = field(repr=False)
+    location: str = field(default="", repr=False)
+
+
+class PinnedHttpsClient:
+    """requests over pinned TLS. `request` raises `CpanelTransportError`; when the pin does not
+    match and the pin came from root's file, the file is re-read once (cPanel may have renewed
+    its certificate) before giving up. No I/O in the constructor."""
+
+    def __init__(
+        self,
+        tls: PinnedTLS,
+        *,
+        timeout: float = 60.0,
+        max_bytes: int = MAX_RESPONSE_BYTES,
+        transport_name: str = "https",
+    ) -> None:
+        self.tls = tls
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.transport_name = transport_name
+        self._session: requests.Session | None = None
+
+    def _http(self) -> requests.Session:
+        if self._session is None:
+            session = requests.Session()
+            session.trust_env = False  # loopback only: no proxies, no .netrc credentials
+            session.mount("https://", PinnedAdapter(self.tls))
+            self._session = session
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        module: str,
+        func: str,
+        data: list[tuple[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpsReply:
+        """One request, redirects not followed. Raises `CpanelTransportError`."""
+        if not url.startswith("https://"):
+            raise CpanelTransportError(
+                module, func, ["refusing a non-HTTPS URL"], transport=self.transport_name
+            )
+        try:
+            return self._request_once(method, url, module, func, data, headers)
+        except requests.exceptions.SSLError as exc:
+            if not is_verification_failure(exc):
+                raise self._error(module, func, "the TLS handshake with cPanel failed") from exc
+            fresh = self.tls.reloaded()
+            if fresh is None:
+                raise self._error(
+                    module, func, "cPanel's certificate does not match the pinned one"
+                ) from exc
+        log.info("cPanel's service certificate changed; retrying with the new pin")
+        self.tls = fresh
+        self.close()
+        try:
+            return self._request_once(method, url, module, func, data, headers)
+        except requests.exceptions.SSLError as exc:
+            raise self._error(
+                module, func, "cPanel's certificate does not match the pinned one"
+            ) from exc
+
+    def _error(self, module: str, func: str, reason: str) -> CpanelTransportError:
+        return CpanelTransportError(module, func, [reason], transport=self.transport_name)
+
+    def _request_once(
+        self,
+        method: str,
+        url: str,
+        module: str,
+        func: str,
+        data: list[tuple[str, str]] | None,
+        headers: Mapping[str, str] | None,
+    ) -> HttpsReply:
+        deadline = time.monotonic() + self.timeout
+        try:
+            response = self._http().request(
+                method,
+                url,
+                data=data,
+                headers=dict(headers or {}),
+                timeout=(min(self.timeout, 10.0), self.timeout),
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.exceptions.SSLError:
+            raise
+        except requests.exceptions.Timeout as exc:
+            raise self._error(module, func, f"no answer within {self.timeout:g} s") from exc
+        except requests.exceptions.RequestException as exc:
+            raise self._error(module, func, f"cannot reach cPanel ({type(exc).__name__})") from exc
+        with response:
+            body = self._read_body(response, module, func, deadline)
+            log.debug("%s %s -> HTTP %s", method, func, response.status_code)
+            return HttpsReply(
+                status=response.status_code,
+                content_type=response.headers.get("Content-Type", ""),
+                body=body,
+                cookies={c.name: c.value or "" for c in response.cookies},
+                location=response.headers.get("Location", ""),
+            )
+
+    def _read_body(
+        self, response: requests.Response, module: str, func: str, deadline: float
+    ) -> bytes:
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(65536):
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise self._error(module, func, f"the answer exceeds {self.max_bytes} bytes")
+                if time.monotonic() > deadline:
+                    raise self._error(module, func, f"no full answer within {self.timeout:g} s")
+        except requests.exceptions.Timeout as exc:
+            raise self._error(module, func, f"no full answer within {self.timeout:g} s") from exc
+        except requests.exceptions.RequestException as exc:
+            raise self._error(
+                module, func, f"the answer was cut off ({type(exc).__name__})"
+            ) from exc
+        return bytes(body)
+
+
+def require_json_reply(reply: HttpsReply, module: str, func: str, *, transport: str) -> Any:
+    """The decoded JSON of a 2xx reply, or `CpanelTransportError` (status, HTML, truncation)."""
+    if not 200 <= reply.status < 300:
+        raise CpanelTransportError(
+            module, func, [f"cPanel answered HTTP {reply.status}"], transport=transport
+        )
+    return decode_json(reply.body, module, func, transport=transport)
+
+
+class WhmHttpsTransport:
+    """WHM API 1 over HTTPS with a WHM API token (cpanel-api.md §1.5): POST
+    `/json-api/FUNC?api.version=1`, arguments in the form body (never the URL: certificates,
+    keys and tokens travel here), `Authorization: whm USER:TOKEN`."""
+
+    transport_name = "whm-https"
+
+    def __init__(self, client: PinnedHttpsClient, base_url: str, user: str, token: str) -> None:
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        self.user = user
+        self._token = token
+
+    def __repr__(self) -> str:
+        return f"WhmHttpsTransport({self.base_url!r}, user={self.user!r})"
+
+    def call_whm(self, func: str, args: Args) -> dict[str, Any]:
+        reply = self.client.request(
+            "POST",
+            f"{self.base_url}/json-api/{func}?api.version=1",
+            module="",
+            func=func,
+            data=expand_args(args),
+            headers={"Authorization": f"whm {self.user}:{self._token}"},
+        )
+        envelope = require_json_reply(reply, "", func, transport=self.transport_name)
+        return check_whm_envelope(func, envelope, transport=self.transport_name)
+
+
+def build_whm_api(
+    settings: Settings, secrets: Secrets, tls: PinnedTLS, *, timeout: float = 60.0
+) -> WhmAPI:
+    """Root's WHM API: `https://cpanel_host:whm_port` with the stored WHM token."""
+    client = PinnedHttpsClient(tls, timeout=timeout, transport_name="whm-https")
+    base = f"https://{settings.cpanel_host}:{settings.whm_port}"
+    return WhmAPI(WhmHttpsTransport(client, base, settings.whm_user, secrets.whm_token))
