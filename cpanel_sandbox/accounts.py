@@ -1,10 +1,34 @@
-"""Accounts in cPanel's own file formats (cpanel-api.md §4)."""
+"""Accounts in cPanel's own file formats (cpanel-api.md §4), read back on every call.
+
+Nothing here keeps a private copy: an account is what /etc/passwd, /var/cpanel/users/USER and
+/var/cpanel/userdata/USER/* say, so an account written by hand works like one made by add_user.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import fcntl
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from cpanel_sandbox import layout, zones
+
+# Proxy subdomains cPanel answers for on every main, addon and parked domain (service subdomains).
+PROXY_LABELS = ("cpanel", "webmail", "webdisk", "cpcalendars", "cpcontacts", "autodiscover")
+FIRST_UID = 20000
+USER_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# Files in userdata/USER that are not vhosts (§4: cache, cache.json, *.php-fpm.yaml, main).
+NOT_VHOST_RE = re.compile(r"^(main|cache.*|.*\.(json|yaml|lock)|.*_SSL|\..*)$")
+
+
+class AccountError(Exception):
+    """add_user or init_root refused; str() says why."""
 
 
 @dataclass(frozen=True)
@@ -24,8 +48,226 @@ class SiteVhost:
     user: str
 
 
-def init_root(root: Path) -> str:
-    raise NotImplementedError
+def hostname(root: Path) -> str:
+    return layout.read_text(layout.hostname_file(root)).strip() or "server.sandbox.test"
+
+
+def _passwd_lines(path: Path) -> Iterator[list[str]]:
+    for line in layout.read_text(path).splitlines():
+        fields = line.split(":")
+        if len(fields) >= 7 and not line.startswith("#"):
+            yield fields
+
+
+def passwd_entry(root: Path, user: str) -> PasswdEntry | None:
+    for f in _passwd_lines(layout.passwd_file(root)):
+        if f[0] == user:
+            return PasswdEntry(f[0], int(f[2]), int(f[3]), Path(f[5]), f[6])
+    return None
+
+
+def user_for_uid(root: Path, uid: int) -> str | None:
+    for f in _passwd_lines(layout.passwd_file(root)):
+        if f[2] == str(uid):
+            return f[0]
+    return None
+
+
+def list_users(root: Path) -> list[str]:
+    """cPanel accounts: one file per user in var/cpanel/users/ (§4)."""
+    folder = layout.cpanel_var(root) / "users"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and USER_RE.match(p.name))
+
+
+def cpuser(root: Path, user: str) -> dict[str, str]:
+    return layout.read_key_values(layout.cpuser_file(root, user))
+
+
+def user_exists(root: Path, user: str) -> bool:
+    return bool(USER_RE.match(user)) and layout.cpuser_file(root, user).is_file()
+
+
+def main_data(root: Path, user: str) -> dict[str, Any]:
+    data = layout.read_yaml(layout.userdata_dir(root, user) / "main")
+    return data if isinstance(data, dict) else {}
+
+
+def vhost_data(root: Path, user: str, servername: str) -> dict[str, Any] | None:
+    if "/" in servername or servername.startswith("."):
+        return None
+    data = layout.read_yaml(layout.userdata_dir(root, user) / servername)
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("documentroot"), str):
+        data["documentroot"] = data["documentroot"].rstrip("/") or "/"  # Load.pm strips it (§4)
+    return data
+
+
+def addon_map(main: dict[str, Any]) -> dict[str, str]:
+    addons = main.get("addon_domains") or {}
+    return {str(k): str(v) for k, v in addons.items()} if isinstance(addons, dict) else {}
+
+
+def all_domains(root: Path, user: str) -> list[str]:
+    """Main, addon, sub (not addon-backing) and parked domains: what the user owns."""
+    main = main_data(root, user)
+    addons = addon_map(main)
+    backing = set(addons.values())
+    subs = [s for s in main.get("sub_domains") or [] if s not in backing]
+    out = [main.get("main_domain"), *addons, *subs, *(main.get("parked_domains") or [])]
+    return [str(d) for d in out if d]
+
+
+def zone_names(root: Path, user: str) -> list[str]:
+    """Domains with their own DNS zone: main, addon and parked."""
+    main = main_data(root, user)
+    out = [main.get("main_domain"), *addon_map(main), *(main.get("parked_domains") or [])]
+    return [str(d) for d in out if d]
+
+
+def vhost_domains(main: dict[str, Any], servername: str) -> list[str]:
+    """The domains a vhost serves: main + parked on the main vhost, the addon on its backing sub."""
+    if servername == main.get("main_domain"):
+        return [servername, *[str(p) for p in main.get("parked_domains") or []]]
+    return [servername, *[a for a, sub in addon_map(main).items() if sub == servername]]
+
+
+def vhost_names(main: dict[str, Any], servername: str, data: dict[str, Any]) -> list[str]:
+    """servername + serveralias + proxy subdomains of the vhost's main/addon/parked domains."""
+    names = [servername, *str(data.get("serveralias") or "").split()]
+    own = vhost_domains(main, servername)
+    proxied = own if servername == main.get("main_domain") else own[1:]
+    names += [f"{label}.{d}" for d in proxied for label in PROXY_LABELS]
+    return list(dict.fromkeys(n.lower() for n in names))
+
+
+def vhost_servernames(root: Path, user: str) -> list[str]:
+    folder = layout.userdata_dir(root, user)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if not NOT_VHOST_RE.match(p.name))
+
+
+def vhost_for_name(root: Path, user: str, name: str) -> str | None:
+    """The servername of the user's vhost answering for `name`, if any."""
+    name = name.lower().rstrip(".")
+    main = main_data(root, user)
+    for servername in vhost_servernames(root, user):
+        data = vhost_data(root, user, servername)
+        if data is not None and name in vhost_names(main, servername, data):
+            return servername
+    return None
+
+
+def site_vhosts(root: Path) -> list[SiteVhost]:
+    out: list[SiteVhost] = []
+    for user in list_users(root):
+        main = main_data(root, user)
+        for servername in vhost_servernames(root, user):
+            data = vhost_data(root, user, servername)
+            if data is None:
+                continue
+            docroot = Path(str(data.get("documentroot") or ""))
+            names = tuple(vhost_names(main, servername, data))
+            out.append(SiteVhost(servername, names, docroot, user))
+    return out
+
+
+def resellers(root: Path) -> dict[str, list[str]]:
+    """var/cpanel/resellers: `user:acl,acl` lines (§4)."""
+    out: dict[str, list[str]] = {}
+    for line in layout.read_text(layout.resellers_file(root)).splitlines():
+        name, sep, acls = line.partition(":")
+        if sep and name.strip():
+            out[name.strip()] = [a.strip() for a in acls.split(",") if a.strip()]
+    return out
+
+
+def visible_users(root: Path, authuser: str) -> list[str]:
+    """Accounts a WHM user may see: root and `all` resellers everything, others their own."""
+    users = list_users(root)
+    if authuser == "root" or "all" in resellers(root).get(authuser, []):
+        return users
+    return [u for u in users if cpuser(root, u).get("OWNER") == authuser or u == authuser]
+
+
+# ---- creating accounts ---------------------------------------------------------------------
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    lock = layout.etc(root, ".sandbox-accounts.lock")
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _ids_in(path: Path, column: int) -> set[int]:
+    out: set[int] = set()
+    for line in layout.read_text(path).splitlines():
+        fields = line.split(":")
+        if len(fields) > column and fields[column].isdigit():
+            out.add(int(fields[column]))
+    return out
+
+
+def _free_id(root: Path) -> int:
+    """A uid (= gid) from 20000 up, unused by the sandbox and by the machine itself."""
+    used = _ids_in(layout.passwd_file(root), 2) | _ids_in(Path("/etc/passwd"), 2)
+    used |= _ids_in(layout.group_file(root), 2) | _ids_in(Path("/etc/group"), 2)
+    uid = FIRST_UID
+    while uid in used:
+        uid += 1
+    return uid
+
+
+def _append(path: Path, line: str) -> None:
+    text = layout.read_text(path)
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    layout.write_file(path, text + line + "\n", mode=mode)
+
+
+def _vhost_yaml(
+    user: str, owner: str, servername: str, docroot: Path, home: Path, aliases: list[str]
+) -> dict[str, Any]:
+    return {
+        "customlog": [
+            {"format": "combined", "target": f"/etc/apache2/logs/domlogs/{servername}"},
+        ],
+        "documentroot": str(docroot),
+        "group": user,
+        "hascgi": 1,
+        "homedir": str(home),
+        "ip": layout.SANDBOX_IP,
+        "owner": owner,
+        "phpopenbasedirprotect": 1,
+        "phpversion": "ea-php81",
+        "port": "80",
+        "scriptalias": [{"path": f"{docroot}/cgi-bin", "url": "/cgi-bin/"}],
+        "serveradmin": f"webmaster@{servername}",
+        "serveralias": " ".join(aliases),
+        "servername": servername,
+        "usecanonicalname": "Off",
+        "user": user,
+        "userdirprotect": "",
+    }
+
+
+def _check_names(root: Path, user: str, domains: list[str]) -> None:
+    if not USER_RE.match(user):
+        raise AccountError(f"Invalid user name “{user}”.")
+    if passwd_entry(root, user) or layout.cpuser_file(root, user).exists():
+        raise AccountError(f"The user “{user}” already exists.")
+    taken = layout.read_colon_map(layout.userdomains_file(root))
+    for d in domains:
+        if not DOMAIN_RE.match(d):
+            raise AccountError(f"Invalid domain “{d}”.")
+        if d in taken:
+            raise AccountError(f"The domain “{d}” already exists (owner “{taken[d]}”).")
+    if len(set(domains)) != len(domains):
+        raise AccountError("A domain is listed twice.")
 
 
 def add_user(
@@ -40,20 +282,155 @@ def add_user(
     owner: str = "root",
     plan: str = "default",
 ) -> None:
-    raise NotImplementedError
+    """Create an account the way cPanel lays it out (§4); raises AccountError when refused."""
+    domain = domain.lower()
+    addons, subs, parked = (
+        [a.lower() for a in addons],
+        [s.lower() for s in subs],
+        [p.lower() for p in parked],
+    )
+    backing = {a: f"{a.split('.')[0]}.{domain}" for a in addons}
+    with _locked(root):
+        _check_names(root, user, [domain, *addons, *subs, *parked, *backing.values()])
+        uid = _free_id(root)
+        home = root / "home" / user
+        _append(layout.passwd_file(root), f"{user}:x:{uid}:{uid}::{home}:/bin/bash")
+        _append(layout.group_file(root), f"{user}:x:{uid}:")
+        _make_home(home, uid, [home / "public_html"])
+
+        vhosts: dict[str, tuple[Path, list[str]]] = {}
+        main_aliases = [f"mail.{domain}", f"www.{domain}"]
+        for p in parked:
+            main_aliases += [p, f"mail.{p}", f"www.{p}"]
+        vhosts[domain] = (home / "public_html", main_aliases)
+        for sub in subs:
+            label = sub[: -len(domain) - 1] if sub.endswith("." + domain) else ""
+            docroot = home / "public_html" / label if label else home / sub
+            vhosts[sub] = (docroot, [f"www.{sub}"])
+        for addon, sub in backing.items():
+            vhosts[sub] = (home / addon, [addon, f"mail.{addon}", f"www.{addon}", f"www.{sub}"])
+        _make_home(home, uid, [d for d, _ in vhosts.values()])
+
+        _write_userdata(root, user, owner, uid, home, domain, backing, subs, parked, vhosts)
+        _write_cpuser(root, user, owner, plan, email, [domain, *addons, *subs, *parked])
+        _write_domain_maps(root, user, owner, domain, backing, subs, parked, vhosts)
+        for zone in [domain, *addons, *parked]:
+            labels = [
+                s[: -len(zone) - 1] for s in [*subs, *backing.values()] if s.endswith("." + zone)
+            ]
+            zones.write_new_zone(root, zone, hostname(root), extra_labels=labels)
 
 
-def list_users(root: Path) -> list[str]:
-    raise NotImplementedError
+def _make_home(home: Path, uid: int, docroots: list[Path]) -> None:
+    for folder, mode in [(home, 0o711), (home / ".cpanel", 0o700)] + [(d, 0o755) for d in docroots]:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, mode)
+        if os.geteuid() == 0:
+            os.chown(folder, uid, uid)
 
 
-def passwd_entry(root: Path, user: str) -> PasswdEntry | None:
-    raise NotImplementedError
+def _write_userdata(
+    root: Path,
+    user: str,
+    owner: str,
+    uid: int,
+    home: Path,
+    domain: str,
+    backing: dict[str, str],
+    subs: list[str],
+    parked: list[str],
+    vhosts: dict[str, tuple[Path, list[str]]],
+) -> None:
+    folder = layout.userdata_dir(root, user)
+    folder.mkdir(parents=True, exist_ok=True)
+    # root:USER 0750 as on cPanel, so the user's own `uapi` can read it
+    os.chmod(folder, 0o750)  # noqa: S103
+    if os.geteuid() == 0:
+        os.chown(folder, 0, uid)
+    main = {
+        "main_domain": domain,
+        "addon_domains": dict(backing),
+        "parked_domains": list(parked),
+        "sub_domains": [*subs, *backing.values()],
+        "cp_php_magic_include_path.conf": 0,
+    }
+    layout.write_file(folder / "main", layout.dump_yaml(main), mode=0o640, gid=uid)
+    for servername, (docroot, aliases) in vhosts.items():
+        data = _vhost_yaml(user, owner, servername, docroot, home, aliases)
+        layout.write_file(folder / servername, layout.dump_yaml(data), mode=0o640, gid=uid)
 
 
-def site_vhosts(root: Path) -> list[SiteVhost]:
-    raise NotImplementedError
+def _write_cpuser(
+    root: Path, user: str, owner: str, plan: str, email: str | None, domains: list[str]
+) -> None:
+    lines = [f"DNS={domains[0]}"] + [f"DNS{i}={d}" for i, d in enumerate(domains[1:], 1)]
+    lines += [
+        f"CONTACTEMAIL={email or ''}",
+        "CONTACTEMAIL2=",
+        "FEATURELIST=default",
+        f"IP={layout.SANDBOX_IP}",
+        "LOCALE=en",
+        f"OWNER={owner}",
+        f"PLAN={plan}",
+        "RS=jupiter",
+        "SSL_DEFAULT_KEY_TYPE=rsa2048",
+        f"STARTDATE={int(time.time())}",
+        f"USER={user}",
+        "notify_ssl_expiry=1",
+        "notify_autossl_expiry=1",
+    ]
+    entry = passwd_entry(root, user)
+    gid = entry.gid if entry else -1
+    text = "# cPanel -- If you edit this file directly you must run /scripts/updateuserdomains\n"
+    layout.write_file(
+        layout.cpuser_file(root, user), text + "\n".join(lines) + "\n", mode=0o640, gid=gid
+    )
 
 
-def hostname(root: Path) -> str:
-    raise NotImplementedError
+def _write_domain_maps(
+    root: Path,
+    user: str,
+    owner: str,
+    domain: str,
+    backing: dict[str, str],
+    subs: list[str],
+    parked: list[str],
+    vhosts: dict[str, tuple[Path, list[str]]],
+) -> None:
+    ip = layout.SANDBOX_IP
+
+    def row(name: str, kind: str, parent: str, docroot: Path) -> str:
+        # §4: user==owner==type==parent==docroot==ip:port==ssl_ip:port==ipv6==modsec==php
+        fields = [user, owner, kind, parent, str(docroot), f"{ip}:80", f"{ip}:443", "", "0"]
+        return f"{name}: " + "==".join([*fields, "ea-php81"])
+
+    rows = [row(domain, "main", domain, vhosts[domain][0])]
+    rows += [row(s, "sub", domain, vhosts[s][0]) for s in [*subs, *backing.values()]]
+    rows += [row(a, "addon", s, vhosts[s][0]) for a, s in backing.items()]
+    rows += [row(p, "parked", domain, vhosts[domain][0]) for p in parked]
+    path = layout.userdatadomains_file(root)
+    layout.write_file(path, layout.read_text(path) + "".join(r + "\n" for r in rows), mode=0o640)
+
+    true_map = layout.read_colon_map(layout.trueuserdomains_file(root))
+    true_map[domain] = user
+    layout.write_file(layout.trueuserdomains_file(root), layout.format_colon_map(true_map))
+    all_map = layout.read_colon_map(layout.userdomains_file(root))
+    all_map.pop("*", None)
+    for name in [domain, *subs, *backing.values(), *backing, *parked]:
+        all_map[name] = user
+    text = layout.format_colon_map(all_map) + "*: nobody\n"
+    layout.write_file(layout.userdomains_file(root), text)
+
+
+def init_root(root: Path) -> str:
+    """A cPanel server's skeleton under `root`; returns root's WHM API token. Idempotent."""
+    from cpanel_sandbox import standins, whm  # they build on this module
+
+    root = root.absolute()
+    blocked = layout.first_untraversable(root)
+    if blocked is not None:
+        raise AccountError(
+            f"{root} is not traversable by every uid: {blocked} lacks the o+x permission."
+        )
+    standins.build_skeleton(root)
+    return whm.ensure_root_token(root)
