@@ -3,10 +3,114 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from cpanel_sandbox import accounts, layout, sessions
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cpanel_sandbox", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="lay down a cPanel server's files under ROOT")
+    init.add_argument("root", type=Path)
+
+    add = sub.add_parser("add-user", help="create an account in cPanel's formats")
+    add.add_argument("root", type=Path)
+    add.add_argument("user")
+    add.add_argument("--domain", required=True)
+    add.add_argument("--addon", action="append", default=[])
+    add.add_argument("--sub", action="append", default=[], help="full name: blog.example.com")
+    add.add_argument("--parked", action="append", default=[])
+    add.add_argument("--email")
+    add.add_argument("--owner", default="root")
+    add.add_argument("--plan", default="default")
+
+    login = sub.add_parser("login", help="print a URL that logs a browser into a session")
+    login.add_argument("root", type=Path)
+    login.add_argument("user")
+    login.add_argument("--service", choices=["cpaneld", "whostmgrd"], default="cpaneld")
+
+    serve = sub.add_parser("serve", help="run the sandbox's servers")
+    serve.add_argument("root", type=Path)
+    serve.add_argument("--http-port", type=int, default=5002)
+    serve.add_argument("--https-port", type=int)
+    serve.add_argument("--cpanel-port", type=int)
+    serve.add_argument("--whm-port", type=int)
+    serve.add_argument("--challtestsrv")
+    return parser
+
+
+def _serving(root: Path) -> bool:
+    config = layout.sandbox_config(root)
+    pid = config.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _login(root: Path, user: str, service: str) -> int:
+    if not _serving(root):
+        print(
+            f"The sandbox at {root} is not serving (no live pid in {layout.sandbox_json(root)}); "
+            "start it with: python -m cpanel_sandbox serve ROOT",
+            file=sys.stderr,
+        )
+        return 1
+    if service == "whostmgrd":
+        known = user == "root" or user in accounts.resellers(root)
+    else:
+        known = accounts.user_exists(root, user)
+    if not known:
+        print(
+            f"No such {'WHM' if service == 'whostmgrd' else 'cPanel'} user: {user}", file=sys.stderr
+        )
+        return 1
+    print(sessions.create(root, user, service)["url"])
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cpanel_sandbox")
-    parser.parse_args(argv)
+    args = _parser().parse_args(argv)
+    root = args.root.absolute()
+    try:
+        if args.command == "init":
+            print(accounts.init_root(root))
+        elif args.command == "add-user":
+            accounts.add_user(
+                root,
+                args.user,
+                args.domain,
+                addons=args.addon,
+                subs=args.sub,
+                parked=args.parked,
+                email=args.email,
+                owner=args.owner,
+                plan=args.plan,
+            )
+        elif args.command == "login":
+            return _login(root, args.user, args.service)
+        elif args.command == "serve":
+            from cpanel_sandbox import server  # the servers load only when serving
+
+            server.serve(
+                root,
+                http_port=args.http_port,
+                https_port=args.https_port,
+                cpanel_port=args.cpanel_port,
+                whm_port=args.whm_port,
+                challtestsrv=args.challtestsrv,
+            )
+    except accounts.AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
