@@ -1,15 +1,18 @@
 """UAPI through cpsrvd's LiveAPI socket: what the cPanel CGI, running as the user, uses.
 
 Protocol (cpanel-api.md §1.3; prior-art §4.6a): connect to `$CPANEL_CONNECT_SOCKET`; every
-request is `<decimal length>\\n<payload>`; first `<cpaneljson enable="1">` (switches replies to
-JSON, no reply of its own), then `<cpanelaction>{json}</cpanelaction>` per call; read until the
-text holds `</cpanelresult>`. The UAPI result sits under `result`. An `<error>...</error>` may
-come before the JSON; an empty `<cpanelresult></cpanelresult>` means an error cPanel only logged.
+request is `<decimal length>\\n<payload>` and every request, `<cpaneljson enable="1">` included,
+is answered by one `<cpanelresult>...</cpanelresult>` (after an optional `<?xml ...?>` prolog),
+read until the text holds `</cpanelresult>`: first the switch to JSON, then one
+`<cpanelaction>{json}</cpanelaction>` per call. The UAPI result sits under `result`. An
+`<error>...</error>` may come before the JSON; an empty `<cpanelresult></cpanelresult>` means
+an error cPanel could only log.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +26,7 @@ TRANSPORT = "liveapi"
 ENABLE_JSON = '<cpaneljson enable="1">'
 END_TAG = "</cpanelresult>"
 START_TAG = "<cpanelresult>"
+_XML_PROLOG = re.compile(r"<\?xml[^>]*\?>")
 
 
 def frame(payload: str) -> bytes:
@@ -58,19 +62,20 @@ def parse_reply(text: str, module: str, func: str) -> dict[str, Any]:
         raise CpanelTransportError(
             module, func, ["the LiveAPI reply ended early"], transport=TRANSPORT
         )
-    inner = text[:end].replace(START_TAG, "")
+    inner = _XML_PROLOG.sub("", text[:end]).replace(START_TAG, "")
     json_text, warnings = strip_error_prefix(inner)
     if not json_text:
         raise CpanelAPIError(
             module, func, warnings or ["cPanel returned an empty result"], transport=TRANSPORT
         )
-    start = json_text.find("{")
-    if start < 0:
+    if not json_text.startswith("{"):
+        # cpanelgo only takes JSON right after a tag (prior-art §4.6a); anything else (an HTML
+        # page, XML because JSON mode is off) is not an answer.
         raise CpanelTransportError(
             module, func, ["the LiveAPI reply holds no JSON"], transport=TRANSPORT
         )
     try:
-        reply = json.loads(json_text[start:])
+        reply = json.loads(json_text)
     except json.JSONDecodeError as exc:
         # `from None`: the decode error keeps the whole reply text, which must not reach a log.
         raise CpanelTransportError(
@@ -119,15 +124,22 @@ class LiveAPITransport:
         try:
             sock.connect(self.socket_path)
             sock.sendall(frame(ENABLE_JSON))
+            self._sock = sock
+            self._read_reply(sock, module, func)  # the switch's own answer, not needed
+        except TimeoutError as exc:
+            self.close()
+            raise CpanelTransportError(
+                module, func, [f"no LiveAPI answer within {self.timeout:g} s"], transport=TRANSPORT
+            ) from exc
         except OSError as exc:
             sock.close()
+            self._sock = None
             raise CpanelTransportError(
                 module,
                 func,
                 [f"cannot reach the LiveAPI socket: {exc.strerror or exc}"],
                 transport=TRANSPORT,
             ) from exc
-        self._sock = sock
         return sock
 
     def call_uapi(self, module: str, func: str, args: Args) -> dict[str, Any]:

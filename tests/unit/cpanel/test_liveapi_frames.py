@@ -94,3 +94,23 @@ def test_build_needs_the_socket_variable() -> None:
     with pytest.raises(CpanelTransportError) as info:
         api.list_certs()
     assert "LiveAPI socket" in str(info.value)
+
+
+def test_reply_with_xml_prolog() -> None:
+    text = '<?xml version="1.0" ?>\n<cpanelresult>' + json.dumps({"result": RESULT})
+    assert parse_reply(text + "</cpanelresult>\n", "SSL", "list_certs")["status"] == 1
+    with pytest.raises(CpanelAPIError) as info:
+        parse_reply('<?xml version="1.0" ?>\n<cpanelresult></cpanelresult>\n', "SSL", "x")
+    assert not isinstance(info.value, CpanelTransportError)
+
+
+def test_html_inside_the_reply_is_a_transport_error() -> None:
+    page = "<!DOCTYPE html><html><style>a{color:red}</style></html>"
+    with pytest.raises(CpanelTransportError):
+        parse_reply(f"<cpanelresult>{page}</cpanelresult>", "SSL", "list_certs")
+
+
+def test_action_payload_is_ascii() -> None:
+    # Perl counts characters where we count bytes; ASCII-only JSON makes both agree (§1.3).
+    payload = uapi_action("SSL", "install_ssl", {"domain": "bücher.example"})
+    assert payload.isascii()
