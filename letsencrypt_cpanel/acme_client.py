@@ -5,8 +5,7 @@ library's exception kept as `__cause__`. Two things differ from the library on p
 * every signed POST retries `badNonce` with the nonce the error carried (RFC 8555 §6.5), many
   times; the library retries once and fails often against a CA that rejects nonces;
 * polling is our loop (0.05 s, doubling, capped at 2 s; `Retry-After` honoured; a deadline),
-  not the library's fixed 1 s sleeps, so an issuance against a quick CA takes a fraction of
-  a second.
+  not the library's fixed 1 s sleeps: against a quick CA an issuance takes well under 1 s.
 """
 
 from __future__ import annotations
@@ -60,7 +59,6 @@ _ADVICE = {
     "rejectedIdentifier": "the CA will not issue for this name (a blocked or non-public name). "
     "Remove it from the certificate.",
 }
-_CHALLENGE_KINDS = ("dns", "connection", "unauthorized", "incorrectResponse", "caa", "tls")
 
 
 @dataclass(frozen=True)
@@ -74,6 +72,8 @@ class AcmeAccount:
 
 @dataclass(frozen=True)
 class IssuedCertificate:
+    """What an order produced: leaf + chain (PEM) and the order's URL (kept in the record)."""
+
     fullchain_pem: str
     cert_pem: str
     chain_pem: str
@@ -93,14 +93,13 @@ class _PatientNetwork(acme_client_lib.ClientNetwork):
     """ClientNetwork whose every signed request survives `badNonce` (RFC 8555 §6.5)."""
 
     def post(self, *args: Any, **kwargs: Any) -> requests.Response:
-        for attempt in range(BAD_NONCE_RETRIES + 1):
+        for _retry in range(BAD_NONCE_RETRIES):
             try:
-                response: requests.Response = self._post_once(*args, **kwargs)
-                return response
+                return self._post_once(*args, **kwargs)
             except _Problem as problem:
-                if problem.error.code != "badNonce" or attempt == BAD_NONCE_RETRIES:
+                if problem.error.code != "badNonce":
                     raise
-        raise AssertionError("unreachable")
+        return self._post_once(*args, **kwargs)
 
     def _post_once(
         self, url: str, obj: Any, content_type: str = "application/jose+json", **kwargs: Any
@@ -157,11 +156,11 @@ def _from_problem(error: messages.Error, retry_after: str | None, names: Sequenc
     if not domain and error.subproblems:
         sub = error.subproblems[0]
         domain = sub.identifier.value if sub.identifier else ""
-    if code in _CHALLENGE_KINDS:
-        return ChallengeFailed(domain or ", ".join(names), f"{detail}; {_ADVICE[code]}", kind=code)
+    who = domain or ", ".join(names)
     if code == "rejectedIdentifier":
-        who = domain or ", ".join(names)
         return AcmeError(f"{who}: {detail}; {_ADVICE[code]}", kind=code, detail=detail)
+    if code in _ADVICE:
+        return ChallengeFailed(who, f"{detail}; {_ADVICE[code]}", kind=code)
     return AcmeError(f"The certificate authority refused: {detail}", kind=code, detail=detail)
 
 
@@ -212,7 +211,7 @@ class AcmeSession:
     """One conversation with one CA. Build it with `connect`. Not thread-safe."""
 
     def __init__(
-        self, directory_url: str, directory: Any, net: Any, account: AcmeAccount | None
+        self, directory_url: str, directory: Any, net: _PatientNetwork, account: AcmeAccount | None
     ) -> None:
         self.directory_url = directory_url
         self._directory = directory
@@ -220,10 +219,6 @@ class AcmeSession:
         self._client = acme_client_lib.ClientV2(directory, net)
         self._jwk: Any = None
         self.account = account
-
-    @property
-    def _new_nonce_url(self) -> str:
-        return str(self._directory["newNonce"])
 
     def _use_key(self, key_pem: str) -> None:
         self._jwk, self._net.alg = _jwk(key_pem)
@@ -238,24 +233,30 @@ class AcmeSession:
         return account
 
     def ensure_account(self, email: str | None = None) -> AcmeAccount:
-        """The session's account, checked with the CA (onlyReturnExisting, RFC 8555 §7.3.1);
-        registered anew (fresh ECDSA P-256 key) when there is none or the CA no longer knows
-        it (e.g. a restarted test CA). Callers save the returned account if it changed."""
+        """The session's account, checked with the CA (onlyReturnExisting, RFC 8555 §7.3.1).
+
+        Registered anew when there is none, or the CA no longer knows it (a restarted test
+        CA): with the same key if the CA merely forgot it, with a fresh ECDSA P-256 key if the
+        account was deactivated or the key is unusable. Callers save the result if it changed.
+        """
+        key_pem = ""
         if self.account is not None and self.account.directory_url == self.directory_url:
-            self._use_key(self.account.key_pem)
+            key_pem = self.account.key_pem
+            self._use_key(key_pem)
             query = messages.NewRegistration(only_return_existing=True)
             try:
                 with _translated():
                     resp = self._post(self._directory["newAccount"], query)
-                status = resp.json().get("status", "valid")
                 url = resp.headers.get("Location") or self.account.url
-                if status == "valid":
+                if resp.json().get("status", "valid") == "valid":
                     return self._use_account(replace(self.account, url=url))
+                key_pem = ""  # deactivated: that key cannot register again
             except AcmeError as exc:
-                if exc.kind not in ("accountDoesNotExist", "unauthorized"):
+                if exc.kind != "accountDoesNotExist":
                     raise
-        key_pem = generate_private_key(ACCOUNT_KEY_TYPE)
-        self._use_key(key_pem)
+        if not key_pem:
+            key_pem = generate_private_key(ACCOUNT_KEY_TYPE)
+            self._use_key(key_pem)
         registration = messages.NewRegistration.from_data(
             email=email or None, terms_of_service_agreed=True
         )
@@ -264,8 +265,7 @@ class AcmeSession:
         return self._use_account(AcmeAccount(self.directory_url, key_pem, str(regr.uri)))
 
     def _post(self, url: str, obj: Any = None) -> requests.Response:
-        response: requests.Response = self._net.post(url, obj, new_nonce_url=self._new_nonce_url)
-        return response
+        return self._net.post(url, obj, new_nonce_url=self._directory["newNonce"])
 
     def _poll(self, url: str, deadline: float, busy: Sequence[str], what: str) -> Any:
         """POST-as-GET `url` until its status is not in `busy`; returns the JSON body."""
