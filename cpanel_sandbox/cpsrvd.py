@@ -33,7 +33,7 @@ from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from cpanel_sandbox import faults, liveapi, pagehost, sessions, whm
 from cpanel_sandbox.sites import (
@@ -159,7 +159,7 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
         except CookieError:
             return None
         morsel = jar.get(COOKIE_NAMES[self.server.service])
-        return unquote(morsel.value) if morsel is not None else None
+        return morsel.value if morsel is not None else None
 
     def _session(self, token: str) -> sessions.Session | None:
         found = sessions.check(self.server.root, token, self._cookie())
@@ -202,6 +202,10 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
                 self._refuse(401, "Log in to continue.")
             return
         token, rest = match.group(1), match.group(2) or "/"
+        if rest in ("/login", "/login/"):
+            # create_user_session's URL carries the token: /cpsessN/login/?session=...
+            self._login(query, token)
+            return
         session = self._session(token)
         if session is None:
             # cpsrvd answers a stale or foreign session with its login page and a 401.
@@ -233,15 +237,19 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
 
     # ---- sessions -------------------------------------------------------------------------
 
-    def _login(self, query: str) -> None:
+    def _login(self, query: str, token: str | None = None) -> None:
         values = parse_qs(query, keep_blank_values=True).get("session") or [""]
         session = sessions.redeem_login(self.server.root, values[0]) if values[0] else None
-        if session is None or session.service != self.server.service:
+        if (
+            session is None
+            or session.service != self.server.service
+            or (token is not None and token != session.token)
+        ):
             self._send(401, faults.LOGIN_PAGE_HTML.encode())
             return
         name = COOKIE_NAMES[self.server.service]
-        # cpsrvd percent-encodes the value (it holds `:` and `,`); HttpOnly and Secure as cPanel.
-        cookie = f"{name}={quote(session.cookie, safe='')}; HttpOnly; path=/; secure"
+        # The value is already percent-encoded (cpsrvd's own holds `:` and `,`).
+        cookie = f"{name}={session.cookie}; HttpOnly; path=/; secure"
         home = "/frontend/jupiter/index.html" if self.server.service == "cpaneld" else "/"
         self._send(
             302,

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cpanel_sandbox import cpsrvd, faults, liveapi, sites, sslstorage
+from cpanel_sandbox import cpsrvd, faults, liveapi, sites
 from letsencrypt_cpanel.config import update_config
 
 
@@ -48,7 +48,7 @@ def serve(
 ) -> None:
     """Serve until SIGTERM/SIGINT. Ports left as None are chosen free by the kernel."""
     root = Path(root).absolute()
-    pem = sslstorage.service_pem_path(root)
+    pem = sites.service_pem_path(root)
     if not pem.is_file():
         raise SystemExit(f"{pem} is missing: run `python -m cpanel_sandbox init {root}` first")
     service = sites.ServiceCertificate(root)

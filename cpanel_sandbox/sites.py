@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from cpanel_sandbox import accounts, sslstorage
+from cpanel_sandbox import accounts, layout, sslstorage
 
 HANDSHAKE_TIMEOUT = 10.0
 _REDIRECT_STATUS = {"permanent": 301, "temp": 302, "seeother": 303, "gone": 410}
@@ -105,11 +105,16 @@ def server_context() -> ssl.SSLContext:
     return ctx
 
 
+def service_pem_path(root: Path) -> Path:
+    """cpsrvd's certificate and key, in one file (cpanel-api.md §4 service certs)."""
+    return layout.ssl_dir(root) / "cpanel" / "cpanel.pem"
+
+
 class ServiceCertificate:
     """cpsrvd's certificate+key file, reloaded when it changes, so a new one shows at once."""
 
     def __init__(self, root: Path):
-        self.path = sslstorage.service_pem_path(root)
+        self.path = service_pem_path(root)
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._context: ssl.SSLContext | None = None

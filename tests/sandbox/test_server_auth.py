@@ -1,0 +1,150 @@
+"""cpsrvd's gates: session cookies on the cPanel port, API tokens and sessions on the WHM port."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.sandbox import RunningSandbox
+
+
+@pytest.fixture(scope="module")
+def users(sandbox: RunningSandbox) -> tuple[str, str]:
+    sandbox.add_user("authone", "authone.test")
+    sandbox.add_user("authtwo", "authtwo.test")
+    return "authone", "authtwo"
+
+
+def _is_html_refusal(reply_body: bytes) -> bool:
+    return b"<html" in reply_body.lower() and not reply_body.lstrip().startswith(b"{")
+
+
+def test_session_cookie_opens_uapi(sandbox: RunningSandbox, users: tuple[str, str]) -> None:
+    session = sandbox.login(users[0])
+    assert session.cookie.startswith("cpsession=")
+    reply = sandbox.uapi(session, "DomainInfo", "list_domains", {})
+    assert reply.status == 200
+    assert reply.header(
+        "Content-Type",
+    ).startswith("application/json")
+    assert reply.json()["data"]["main_domain"] == "authone.test"
+
+
+def test_login_sets_httponly_secure_cookie_and_redirects(
+    sandbox: RunningSandbox, users: tuple[str, str]
+) -> None:
+    url = sandbox.login_url(users[0])
+    path = url.split(str(sandbox.cpanel_port), 1)[1]
+    reply = sandbox.request(sandbox.cpanel_port, "GET", path)
+    assert reply.status == 302
+    cookie = reply.header("Set-Cookie") or ""
+    assert cookie.startswith("cpsession=")
+    assert "httponly" in cookie.lower() and "secure" in cookie.lower()
+    assert (reply.header("Location") or "").startswith("/cpsess")
+    # A login URL works once.
+    assert sandbox.request(sandbox.cpanel_port, "GET", path).status == 401
+
+
+def test_missing_cookie_is_refused_with_html_401(
+    sandbox: RunningSandbox, users: tuple[str, str]
+) -> None:
+    session = sandbox.login(users[0])
+    reply = sandbox.request(
+        sandbox.cpanel_port, "GET", f"{session.token}/execute/DomainInfo/list_domains"
+    )
+    assert reply.status == 401
+    assert _is_html_refusal(reply.body)
+
+
+def test_another_sessions_cookie_is_refused(
+    sandbox: RunningSandbox, users: tuple[str, str]
+) -> None:
+    mine = sandbox.login(users[0])
+    theirs = sandbox.login(users[1])
+    reply = sandbox.request(
+        sandbox.cpanel_port,
+        "GET",
+        f"{mine.token}/execute/DomainInfo/list_domains",
+        headers={"Cookie": theirs.cookie},
+    )
+    assert reply.status == 401
+    assert _is_html_refusal(reply.body)
+
+
+def test_bare_execute_without_credentials_is_refused(sandbox: RunningSandbox) -> None:
+    reply = sandbox.request(sandbox.cpanel_port, "GET", "/execute/DomainInfo/list_domains")
+    assert reply.status == 401
+    assert _is_html_refusal(reply.body)
+
+
+def test_bad_login_session_is_refused(sandbox: RunningSandbox) -> None:
+    reply = sandbox.request(sandbox.cpanel_port, "GET", "/login/?session=nobody%3Anothing")
+    assert reply.status == 401
+    assert reply.header("Set-Cookie") is None
+
+
+def test_logout_ends_the_session(sandbox: RunningSandbox, users: tuple[str, str]) -> None:
+    session = sandbox.login(users[0])
+    bye = sandbox.request(
+        sandbox.cpanel_port, "GET", f"{session.token}/logout/", headers={"Cookie": session.cookie}
+    )
+    assert bye.status == 200
+    assert sandbox.uapi(session, "DomainInfo", "list_domains", {}).status == 401
+
+
+def test_whm_good_token_returns_the_envelope(sandbox: RunningSandbox) -> None:
+    reply = sandbox.whm_api("gethostname")
+    assert reply.status == 200
+    data = reply.json()
+    assert data["metadata"]["result"] == 1
+    assert data["metadata"]["command"] == "gethostname"
+    assert data["data"]["hostname"]
+
+
+def test_whm_bad_token_is_an_http_error(sandbox: RunningSandbox) -> None:
+    reply = sandbox.whm_api("gethostname", token="WRONG" + sandbox.whm_token[5:])
+    assert reply.status == 403
+    assert _is_html_refusal(reply.body)
+
+
+def test_whm_without_token_is_an_http_error(sandbox: RunningSandbox) -> None:
+    reply = sandbox.request(sandbox.whm_port, "GET", "/json-api/gethostname?api.version=1")
+    assert reply.status == 401
+    assert _is_html_refusal(reply.body)
+
+
+def test_whm_token_does_not_open_the_cpanel_port(sandbox: RunningSandbox) -> None:
+    reply = sandbox.request(
+        sandbox.cpanel_port,
+        "GET",
+        "/json-api/gethostname?api.version=1",
+        headers={"Authorization": f"whm root:{sandbox.whm_token}"},
+    )
+    assert reply.status == 401
+
+
+def test_whm_session_calls_json_api(sandbox: RunningSandbox) -> None:
+    session = sandbox.login("root", "whostmgrd")
+    assert session.cookie.startswith("whostmgrsession=")
+    reply = sandbox.request(
+        sandbox.whm_port,
+        "GET",
+        f"{session.token}/json-api/gethostname?api.version=1",
+        headers={"Cookie": session.cookie},
+    )
+    assert reply.status == 200
+    assert reply.json()["metadata"]["result"] == 1
+    refused = sandbox.request(
+        sandbox.whm_port, "GET", f"{session.token}/json-api/gethostname?api.version=1"
+    )
+    assert refused.status == 401
+
+
+def test_cpanel_session_does_not_open_whm(sandbox: RunningSandbox, users: tuple[str, str]) -> None:
+    session = sandbox.login(users[0])
+    reply = sandbox.request(
+        sandbox.whm_port,
+        "GET",
+        f"{session.token}/json-api/gethostname?api.version=1",
+        headers={"Cookie": session.cookie.replace("cpsession=", "whostmgrsession=")},
+    )
+    assert reply.status == 401
