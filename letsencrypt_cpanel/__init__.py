@@ -1,3 +1,3 @@
-"""letsencrypt-cpanel: free, automatically renewed certificates for every site on a cPanel server."""
+"""letsencrypt-cpanel: free, automatically renewed certificates for every cPanel website."""
 
 __version__ = "0.1.0"

@@ -144,7 +144,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON (line {exc.lineno}): fix or remove it") from exc
+        raise ConfigError(
+            f"{path} is not valid JSON (line {exc.lineno}): fix or remove it"
+        ) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a JSON object")
     return data
