@@ -244,14 +244,14 @@ def _vhost_yaml(
         "owner": owner,
         "phpopenbasedirprotect": 1,
         "phpversion": "ea-php81",
-        "port": "80",
+        "port": 80,
         "scriptalias": [{"path": f"{docroot}/cgi-bin", "url": "/cgi-bin/"}],
         "serveradmin": f"webmaster@{servername}",
         "serveralias": " ".join(aliases),
         "servername": servername,
         "usecanonicalname": "Off",
         "user": user,
-        "userdirprotect": "",
+        "userdirprotect": 0,
     }
 
 
@@ -373,7 +373,7 @@ def _write_cpuser(
         f"OWNER={owner}",
         f"PLAN={plan}",
         "RS=jupiter",
-        "SSL_DEFAULT_KEY_TYPE=rsa2048",
+        "SSL_DEFAULT_KEY_TYPE=system",
         f"STARTDATE={int(time.time())}",
         f"USER={user}",
         "notify_ssl_expiry=1",

@@ -66,7 +66,7 @@ def install(root: Path, user: str, servername: str, key: str, crt: str, cabundle
     layout.write_file(folder / "combined", combined, mode=0o600)
     layout.write_file(folder / "certificates", crt.strip() + "\n" + chain, mode=0o644)
     data = accounts.vhost_data(root, user, servername) or {}
-    data.update({"port": "443", "sslengine": "on"})
+    data.update({"port": 443, "sslengine": "on"})
     data["sslcertificatefile"] = str(folder / "combined")
     userdata = layout.userdata_dir(root, user) / f"{servername}_SSL"
     layout.write_file(userdata, layout.dump_yaml(data), mode=0o640, gid=_gid(root, user))
