@@ -88,7 +88,12 @@ def run_as_user(
     if timeout <= 0:
         raise WorkerError(f"The job for {user.name} needs a positive timeout.")
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise WorkerError(f"The job for {user.name} could not start: {exc.strerror}.") from exc
     if pid == 0:  # pragma: no cover - the child's coverage is not collected
         os.close(read_fd)
         _child(user, job, list(groups), before_drop, write_fd)
@@ -171,7 +176,12 @@ def _collect(pid: int, read_fd: int, user_name: str, timeout: float) -> tuple[by
             )
     pause = 0.001
     while True:
-        reaped, status = os.waitpid(pid, os.WNOHANG)
+        try:
+            reaped, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            # The caller ignores SIGCHLD, so the kernel reaped the child and its status is
+            # gone: the summary alone decides.
+            return bytes(data), 0
         if reaped:
             return bytes(data), status
         if time.monotonic() >= deadline:

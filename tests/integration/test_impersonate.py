@@ -5,6 +5,7 @@ Also the system accounts the jobs run as (`system_users`), and the record store 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -17,7 +18,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from letsencrypt_cpanel.config import Settings
 from letsencrypt_cpanel.errors import RecordError, WorkerError, WorkerTimeout
@@ -430,3 +433,19 @@ def test_supplementary_gids_never_include_root(settings: Settings) -> None:
     assert supplementary_gids(settings, "bob") == [29002]
     assert supplementary_gids(settings, "alice") == [29002, 29004]
     assert supplementary_gids(settings, "ghost") == []
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner),
+            max_leaves=20,
+        ).map(lambda v: json.dumps(v).encode()),
+    )
+)
+def test_parse_summary_never_fails_otherwise(data: bytes) -> None:
+    with contextlib.suppress(WorkerError):
+        parse_summary(data, "bob")

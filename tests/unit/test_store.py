@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from letsencrypt_cpanel.errors import RecordError
 from letsencrypt_cpanel.record_format import (
@@ -387,3 +390,55 @@ def test_save_after_the_lock_is_released_is_refused(home: Path) -> None:
         pass
     with pytest.raises(RecordError, match="lock was released"):
         txn.save()
+
+
+# -- the format, by property ------------------------------------------------------------------
+
+texts = st.text(max_size=30)
+epochs = st.integers(min_value=0, max_value=2**40)
+entries = st.builds(
+    CertificateEntry,
+    vhost=texts,
+    names=st.lists(texts, max_size=4),
+    key_pem=texts,
+    cert_pem=texts,
+    not_before=epochs,
+    not_after=epochs,
+    state=st.sampled_from(["issued", "installed", "replaced"]),
+    failures=st.integers(min_value=0, max_value=100),
+    alternate_chains=st.dictionaries(texts, texts, max_size=2),
+    extras=st.dictionaries(
+        texts.filter(lambda k: not hasattr(CertificateEntry(vhost=""), k)), texts, max_size=2
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    certificates=st.dictionaries(texts, entries, max_size=3),
+    directories=st.lists(texts, max_size=3),
+    disable_mail=st.booleans(),
+    last_check=epochs,
+)
+def test_any_record_survives_a_round_trip(
+    certificates: dict[str, CertificateEntry],
+    directories: list[str],
+    disable_mail: bool,
+    last_check: int,
+) -> None:
+    for vhost, entry in certificates.items():
+        entry.vhost = vhost
+    record = Record(
+        accounts={d: AcmeAccountEntry(directory=d, key_pem="k" + d) for d in directories},
+        certificates=certificates,
+        disable_mail=disable_mail,
+        last_renewal_check=last_check,
+    )
+    assert Record.from_json(record.to_json()) == record
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=200), st.from_regex(r'\{"version": ?1.*', fullmatch=True)))
+def test_any_bytes_either_parse_or_raise_a_record_error(data: bytes | str) -> None:
+    with contextlib.suppress(RecordError):
+        Record.from_json(data)
