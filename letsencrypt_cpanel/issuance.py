@@ -22,6 +22,7 @@ from .cpanel.models import Vhost
 from .cpanel.uapi import UserAPI
 from .errors import CpanelAPIError, Error, InstallFailed, NameRefused
 from .keys import certificate_facts, generate_private_key
+from .names import usable_email
 from .record_format import (
     STATE_INSTALLED,
     STATE_ISSUED,
@@ -76,7 +77,7 @@ class Issuer:
         self.api = api
         self.store = store
         self.settings = settings
-        self.contact_email = contact_email
+        self.contact_email = usable_email(contact_email)
         self.progress: Progress = progress or (lambda _step: None)
 
     def issue(self, raw_names: Sequence[str], key_type: str | None = None) -> IssueResult:

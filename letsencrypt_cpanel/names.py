@@ -95,3 +95,15 @@ def display_name(ascii_name: str) -> str:
 def order_names(names: Sequence[str], primary: str) -> list[str]:
     """The vhost's own name first (it becomes the certificate's common name), then the rest."""
     return sorted(names, key=lambda n: (n != primary, n != f"www.{primary}", n))
+
+
+_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[a-z0-9-]+(\.[a-z0-9-]+)+$", re.IGNORECASE)
+
+
+def usable_email(raw: str | None) -> str | None:
+    """The address if it can go to a CA as a contact, else None. cPanel reports accounts
+    without one as `*unknown*` (and some hold several, comma-separated: the first is used)."""
+    if not raw:
+        return None
+    first = raw.split(",")[0].strip()
+    return first if _EMAIL.match(first) else None
