@@ -22,6 +22,7 @@ from letsencrypt_cpanel.config import KEY_TYPES
 from letsencrypt_cpanel.errors import AcmeError, ChallengeFailed, SelfCheckFailed
 from letsencrypt_cpanel.selfcheck import USER_AGENT, SelfCheck
 from tests.fixtures.pebble import (
+    SHORT_VALIDITY_SECONDS,
     DocrootServer,
     PebbleInstance,
     free_port,
@@ -337,3 +338,31 @@ def test_revoke(ca: PebbleInstance, site: DocrootServer, docroot: Path) -> None:
     status = ca.cert_status(keys.certificate_facts(issued.cert_pem).serial_hex)
     assert status["Status"] == "Revoked"
     x509.load_pem_x509_certificate(status["Certificate"].encode())
+
+
+def test_shared_fixtures_answer(pebble: PebbleInstance, pebble_short: PebbleInstance) -> None:
+    for inst in (pebble, pebble_short):
+        account = _session(inst).ensure_account(None)
+        assert account.directory_url == inst.directory_url
+        assert inst.root_pem().startswith("-----BEGIN CERTIFICATE-----")
+    config = (pebble_short.workdir / "pebble-config.json").read_text()
+    assert f'"certificateValidityPeriod": {SHORT_VALIDITY_SECONDS}' in config
+
+
+def test_short_validity(tmp_path: Path) -> None:
+    port = free_port()
+    docroot = tmp_path / "docroot"
+    docroot.mkdir()
+    with (
+        running_pebble(
+            tmp_path / "short", http_port=port, validity_seconds=SHORT_VALIDITY_SECONDS
+        ) as ca,
+        serve_docroot(port, docroot),
+    ):
+        name = "short.example.com"
+        key = keys.generate_private_key("ecdsa:p-256")
+        issued = _session(ca).obtain_certificate(
+            key, [name], _solver(ca, docroot, [name]), deadline=30
+        )
+    lifetime = keys.certificate_facts(issued.cert_pem).lifetime
+    assert abs(lifetime.total_seconds() - SHORT_VALIDITY_SECONDS) < 3600
