@@ -70,6 +70,17 @@ def _tokens(text: str) -> list[str]:
     return list(lexer)
 
 
+def _without_comment(line: str) -> str:
+    """The line without its `;` comment (a `;` inside "quotes" is data)."""
+    quoted = False
+    for pos, char in enumerate(line):
+        if char == '"' and (pos == 0 or line[pos - 1] != "\\"):
+            quoted = not quoted
+        elif char == ";" and not quoted:
+            return line[:pos].rstrip() if line[:pos].strip() else ""
+    return line
+
+
 def parse(text: str, zone: str) -> list[Entry]:
     """The zone's entries in file order. Multi-line ( … ) records span several lines."""
     entries: list[Entry] = []
@@ -78,11 +89,13 @@ def parse(text: str, zone: str) -> list[Entry]:
         lines.pop()
     default_ttl, owner, i = 14400, f"{zone}.", 0
     while i < len(lines):
-        start, line = i, lines[i]
+        start, line = i, _without_comment(lines[i])
         while line.count("(") > line.count(")") and i + 1 < len(lines):
             i += 1
-            line += " " + lines[i]
+            line += " " + _without_comment(lines[i])
         i += 1
+        if not line.strip() and lines[start].strip().startswith(";"):
+            line = lines[start]
         stripped = line.strip()
         if not stripped:
             continue
