@@ -51,6 +51,7 @@ _PR_SET_DUMPABLE = 4
 _CHILD_FAILED = 70  # EX_SOFTWARE: the child could not even send a summary
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _JSON_BRACKET = re.compile(r"[\[\]{}]")
+_SIGNAL_NUMBERS = frozenset(int(sig) for sig in signal.Signals)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -106,7 +107,8 @@ def run_as_user(
     finally:
         os.close(read_fd)
     if os.WIFSIGNALED(status):
-        name = signal.Signals(os.WTERMSIG(status)).name
+        number = os.WTERMSIG(status)
+        name = signal.Signals(number).name if number in _SIGNAL_NUMBERS else f"signal {number}"
         raise WorkerError(f"The job for {user.name} was killed by {name}.")
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
@@ -152,43 +154,49 @@ def parse_summary(data: bytes, user_name: str) -> JSONValue:
 
 
 def _collect(pid: int, read_fd: int, user_name: str, timeout: float) -> tuple[bytes, int]:
-    """Read the summary (bounded) and reap the child, both within the deadline."""
+    """Read the summary (bounded) and reap the child, both within the deadline. On any way out
+    but a reaped child (timeout, too much output, Ctrl-C in `le-cp`), the child is killed."""
     deadline = time.monotonic() + timeout
+    try:
+        data = _read_bounded(read_fd, user_name, timeout, deadline)
+        pause = 0.001
+        while True:
+            try:
+                reaped, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                # The caller ignores SIGCHLD, so the kernel reaped the child and its status is
+                # gone: the summary alone decides.
+                return data, 0
+            if reaped:
+                return data, status
+            if time.monotonic() >= deadline:
+                raise WorkerTimeout(user_name, timeout)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+    except BaseException:
+        _kill(pid)
+        raise
+
+
+def _read_bounded(read_fd: int, user_name: str, timeout: float, deadline: float) -> bytes:
     poller = select.poll()
     poller.register(read_fd, select.POLLIN | select.POLLHUP)
     data = bytearray()
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            _kill(pid)
             raise WorkerTimeout(user_name, timeout)
         if not poller.poll(max(1, int(remaining * 1000))):
             continue
         chunk = os.read(read_fd, 65536)
         if not chunk:
-            break
+            return bytes(data)
         data += chunk
         if len(data) > MAX_SUMMARY_BYTES:
-            _kill(pid)
             raise WorkerError(
                 f"The job for {user_name} sent back something that is not a summary "
                 f"(more than {MAX_SUMMARY_BYTES} bytes)."
             )
-    pause = 0.001
-    while True:
-        try:
-            reaped, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            # The caller ignores SIGCHLD, so the kernel reaped the child and its status is
-            # gone: the summary alone decides.
-            return bytes(data), 0
-        if reaped:
-            return bytes(data), status
-        if time.monotonic() >= deadline:
-            _kill(pid)
-            raise WorkerTimeout(user_name, timeout)
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
 
 
 def _kill(pid: int) -> None:

@@ -172,6 +172,22 @@ def test_a_hanging_job_is_killed_with_what_it_started(user: SystemUser) -> None:
     assert not _alive(sleeper)
 
 
+@needs_root
+@pytest.mark.root
+def test_a_job_that_closes_the_pipe_and_lingers_is_killed_at_its_timeout(
+    user: SystemUser,
+) -> None:
+    def job() -> JSONValue:
+        os.close(SUMMARY_FD)
+        time.sleep(300)
+        return None
+
+    started = time.monotonic()
+    with pytest.raises(WorkerTimeout):
+        run(user, job, timeout=1.0)
+    assert 0.9 < time.monotonic() - started < 10
+
+
 def _alive(pid: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
