@@ -2,7 +2,9 @@
 
 Every request has a timeout and a bounded body; every failure to get a well-formed answer (a
 refused connection, a TLS mismatch, a non-2xx status, a timeout, a dropped or truncated body)
-becomes `CpanelTransportError` whose message never quotes the body or the URL's secrets.
+becomes `CpanelTransportError` whose message never quotes the body or the URL's secrets. The
+requests/urllib3 exception is not chained (`from None`) because its text holds the URL, and a
+login URL holds the session secret; its class name is kept in the message instead.
 """
 
 from __future__ import annotations
@@ -108,21 +110,21 @@ class PinnedHttpsClient:
             return self._request_once(method, url, module, func, data, headers)
         except requests.exceptions.SSLError as exc:
             if not is_verification_failure(exc):
-                raise self._error(module, func, "the TLS handshake with cPanel failed") from exc
+                raise self._error(module, func, "the TLS handshake with cPanel failed") from None
             fresh = self.tls.reloaded()
             if fresh is None:
                 raise self._error(
                     module, func, "cPanel's certificate does not match the pinned one"
-                ) from exc
+                ) from None
         log.info("cPanel's service certificate changed; retrying with the new pin")
         self.tls = fresh
         self.close()
         try:
             return self._request_once(method, url, module, func, data, headers)
-        except requests.exceptions.SSLError as exc:
+        except requests.exceptions.SSLError:
             raise self._error(
                 module, func, "cPanel's certificate does not match the pinned one"
-            ) from exc
+            ) from None
 
     def _error(self, module: str, func: str, reason: str) -> CpanelTransportError:
         return CpanelTransportError(module, func, [reason], transport=self.transport_name)
@@ -149,10 +151,10 @@ class PinnedHttpsClient:
             )
         except requests.exceptions.SSLError:
             raise
-        except requests.exceptions.Timeout as exc:
-            raise self._error(module, func, f"no answer within {self.timeout:g} s") from exc
+        except requests.exceptions.Timeout:
+            raise self._error(module, func, f"no answer within {self.timeout:g} s") from None
         except requests.exceptions.RequestException as exc:
-            raise self._error(module, func, f"cannot reach cPanel ({type(exc).__name__})") from exc
+            raise self._error(module, func, f"cannot reach cPanel ({type(exc).__name__})") from None
         with response:
             body = self._read_body(response, module, func, deadline)
             log.debug("%s %s -> HTTP %s", method, func, response.status_code)
@@ -175,12 +177,12 @@ class PinnedHttpsClient:
                     raise self._error(module, func, f"the answer exceeds {self.max_bytes} bytes")
                 if time.monotonic() > deadline:
                     raise self._error(module, func, f"no full answer within {self.timeout:g} s")
-        except requests.exceptions.Timeout as exc:
-            raise self._error(module, func, f"no full answer within {self.timeout:g} s") from exc
+        except requests.exceptions.Timeout:
+            raise self._error(module, func, f"no full answer within {self.timeout:g} s") from None
         except requests.exceptions.RequestException as exc:
             raise self._error(
                 module, func, f"the answer was cut off ({type(exc).__name__})"
-            ) from exc
+            ) from None
         return bytes(body)
 
 

@@ -47,8 +47,12 @@ def uapi_action(module: str, func: str, args: Args) -> str:
     return f"<cpanelaction>\n{json.dumps(body)}\n</cpanelaction>"
 
 
-def reply_complete(buffer: bytes | bytearray) -> bool:
-    return END_TAG.encode("ascii") in buffer
+def reply_complete(buffer: bytes | bytearray, new_bytes: int | None = None) -> bool:
+    """Whether the reply's end tag has arrived; with `new_bytes`, only the fresh tail is searched
+    (so a 20 MiB reply read in 64 KiB chunks is not rescanned from the start every time)."""
+    tag = END_TAG.encode("ascii")
+    start = 0 if new_bytes is None else max(0, len(buffer) - new_bytes - len(tag))
+    return buffer.find(tag, start) >= 0
 
 
 def parse_reply(text: str, module: str, func: str) -> dict[str, Any]:
@@ -164,7 +168,8 @@ class LiveAPITransport:
 
     def _read_reply(self, sock: socket.socket, module: str, func: str) -> bytes:
         buffer = bytearray()
-        while not reply_complete(buffer):
+        chunk = b""
+        while not reply_complete(buffer, len(chunk)):
             chunk = sock.recv(65536)
             if not chunk:
                 self.close()

@@ -114,3 +114,10 @@ def test_action_payload_is_ascii() -> None:
     # Perl counts characters where we count bytes; ASCII-only JSON makes both agree (§1.3).
     payload = uapi_action("SSL", "install_ssl", {"domain": "bücher.example"})
     assert payload.isascii()
+
+
+def test_reply_complete_searches_the_tail_across_chunks() -> None:
+    buffer = bytearray(b"x" * 100 + b"</cpanel")
+    assert not reply_complete(buffer, 8)
+    buffer += b"result>"
+    assert reply_complete(buffer, 7)  # the tag straddles two chunks
