@@ -23,12 +23,10 @@ from __future__ import annotations
 import contextlib
 import json
 import mimetypes
-import posixpath
 import re
-import socket
 import sys
-import time
 import traceback
+from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -40,7 +38,7 @@ from cpanel_sandbox.sites import (
     QuietHandlerMixin,
     ServiceCertificate,
     TLSHTTPServer,
-    is_client_gone,
+    request_args,
 )
 
 MAX_BODY = 32 * 1024 * 1024
@@ -71,10 +69,6 @@ def make_cpsrvd_server(
     server.liveapi_dir = liveapi_dir
     server.cgi_time_limit = cgi_time_limit
     return server
-
-
-def _is_cgi(name: str) -> bool:
-    return name.endswith(".cgi") or ".live." in name
 
 
 def _page(title: str, text: str) -> bytes:
@@ -133,24 +127,7 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _args(self, query: str, body: bytes) -> dict[str, list[str]]:
-        """GET query and POST body together, as cpsrvd merges them."""
-        args = parse_qs(query, keep_blank_values=True)
-        ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-        if body and ctype == "application/json":
-            with contextlib.suppress(ValueError):
-                decoded = json.loads(body)
-                if isinstance(decoded, dict):
-                    for key, value in decoded.items():
-                        values = value if isinstance(value, list) else [value]
-                        args.setdefault(str(key), []).extend(
-                            v if isinstance(v, str) else json.dumps(v) for v in values
-                        )
-        elif body:
-            for key, values in parse_qs(
-                body.decode("utf-8", "replace"), keep_blank_values=True
-            ).items():
-                args.setdefault(key, []).extend(values)
-        return args
+        return request_args(query, body, self.headers.get("Content-Type") or "")
 
     def _cookie(self) -> str | None:
         jar: SimpleCookie = SimpleCookie()
@@ -230,8 +207,9 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
         elif not cpanel and rest.startswith("/addon_plugins/"):
             sub = rest[len("/addon_plugins") :]
             self._file(session, token, (*WHM_DOCROOT, "addon_plugins"), sub, query, body)
-        elif rest == "/":
-            self._send(200, _page("WHM", f"Logged in as {session.user}."))
+        elif not cpanel and rest == "/":
+            cgi_dir = self.server.root.joinpath(*WHM_DOCROOT, "cgi")
+            self._send(200, pagehost.home_page(cgi_dir, token, session.user, prefix="/cgi"))
         else:
             self._refuse(404, "The requested page does not exist.")
 
@@ -331,29 +309,12 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
                 }
             }
 
-    def _misbehave(self, mode: str, compute: Any) -> None:
+    def _misbehave(self, mode: str, compute: Callable[[], dict[str, Any]]) -> None:
         self.close_connection = True
         if mode == "html":
             self._send(200, faults.LOGIN_PAGE_HTML.encode())
-        elif mode == "truncated":
-            body = json.dumps(compute()).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", 'application/json; charset="utf-8"')
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(faults.truncated(body))
-        elif mode == "timeout":
-            deadline = time.monotonic() + faults.TIMEOUT_SECONDS
-            while time.monotonic() < deadline:
-                if is_client_gone(self.connection, 0.5):
-                    break
-            self._drop()
         else:
-            self._drop()
-
-    def _drop(self) -> None:
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
+            faults.misbehave_http(self, mode, compute)
 
     # ---- plugin pages ---------------------------------------------------------------------
 
@@ -366,27 +327,17 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
         query: str,
         body: bytes,
     ) -> None:
-        url_path = unquote(sub)
-        normalized = posixpath.normpath("/" + url_path.lstrip("/"))
-        if ".." in url_path.split("/") or "\0" in url_path:
-            self._refuse(404, "The requested page does not exist.")
-            return
         base_dir = self.server.root.joinpath(*base)
-        # The script is the first path element that is a CGI file; what follows is PATH_INFO.
-        parts = [p for p in normalized.split("/") if p]
-        target, path_info = base_dir, ""
-        for i, part in enumerate(parts):
-            target = target / part
-            if _is_cgi(part) and target.is_file():
-                path_info = "/" + "/".join(parts[i + 1 :]) if parts[i + 1 :] else ""
-                break
-        if _is_cgi(target.name) and target.is_file():
-            self._cgi(session, token, base, target, path_info, query, body)
+        found = pagehost.locate(base_dir, unquote(sub))
+        if found is None and sub.strip("/") in ("", "index.html"):
+            self._send(200, pagehost.home_page(base_dir, token, session.user))
             return
-        if target.is_dir():
-            target = target / "index.html"
-        if not target.is_file():
+        if found is None:
             self._refuse(404, "The requested page does not exist.")
+            return
+        target, path_info = found
+        if pagehost.is_cgi(target.name):
+            self._cgi(session, token, base, target, path_info, query, body)
             return
         ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         self._send(200, target.read_bytes(), ctype)

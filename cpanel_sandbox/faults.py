@@ -22,8 +22,12 @@ import contextlib
 import fcntl
 import json
 import os
+import select
+import socket
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +225,36 @@ def whm_failure(func: str) -> dict[str, Any]:
 def truncated(body: bytes) -> bytes:
     """The first half of a body (at least one byte when there was any)."""
     return body[: max(1, len(body) // 2)] if body else body
+
+
+def _client_gone(sock: socket.socket, wait: float) -> bool:
+    """Wait up to `wait` seconds; True when the peer closed its side meanwhile."""
+    readable, _, _ = select.select([sock], [], [], wait)
+    if not readable:
+        return False
+    try:
+        data = sock.recv(1)
+    except OSError:  # ssl.SSLError included
+        return True
+    return data == b""
+
+
+def misbehave_http(
+    handler: BaseHTTPRequestHandler, mode: str, compute: Callable[[], dict[str, Any]]
+) -> None:
+    """Answer an HTTP API request the `truncated`, `timeout` or `drop` way."""
+    handler.close_connection = True
+    if mode == "truncated":
+        body = json.dumps(compute()).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", 'application/json; charset="utf-8"')
+        handler.send_header("Connection", "close")  # no length: the cut-off body looks whole
+        handler.end_headers()
+        handler.wfile.write(truncated(body))
+        return
+    if mode == "timeout":
+        deadline = time.monotonic() + TIMEOUT_SECONDS
+        while time.monotonic() < deadline and not _client_gone(handler.connection, 0.5):
+            pass
+    with contextlib.suppress(OSError):  # drop: no close_notify, no answer
+        handler.connection.shutdown(socket.SHUT_RDWR)

@@ -15,6 +15,7 @@ page's own URL. `LECP_ROOT` points the plugin at its files under the sandbox roo
 from __future__ import annotations
 
 import contextlib
+import html
 import os
 import signal
 import stat
@@ -57,6 +58,41 @@ class CgiResponse:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+
+
+def is_cgi(name: str) -> bool:
+    return name.endswith(".cgi") or ".live." in name
+
+
+def locate(base_dir: Path, url_path: str) -> tuple[Path, str] | None:
+    """(file, PATH_INFO) for a URL path under a page folder, or None. The first path element
+    that is a CGI file is the script and the rest is PATH_INFO; `..` never leaves the folder."""
+    parts = [p for p in url_path.split("/") if p]
+    if ".." in parts or "\0" in url_path:
+        return None
+    target = base_dir
+    for i, part in enumerate(parts):
+        target = target / part
+        if is_cgi(part) and target.is_file():
+            rest = parts[i + 1 :]
+            return target, ("/" + "/".join(rest)) if rest else ""
+    if target.is_dir():
+        target = target / "index.html"
+    return (target, "") if target.is_file() else None
+
+
+def home_page(base_dir: Path, token: str, user: str, prefix: str = "/frontend/jupiter") -> bytes:
+    """A stand-in for cPanel's (or WHM's) home: a link to every plugin page installed."""
+    links = []
+    for page in sorted(base_dir.glob("*/*.cgi")):
+        href = html.escape(f"{token}{prefix}/{page.parent.name}/{page.name}")
+        links.append(f'<li><a href="{href}">{html.escape(page.parent.name)}</a></li>')
+    title = "cPanel" if prefix.startswith("/frontend") else "WHM"
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+        f"<body><h1>{title}</h1><p>Logged in as {html.escape(user)}.</p>"
+        f"<ul id='plugins'>{''.join(links)}</ul></body></html>\n"
+    ).encode()
 
 
 def refusal(script: Path) -> str | None:

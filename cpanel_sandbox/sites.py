@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import mimetypes
 import os
 import posixpath
 import re
-import select
 import shutil
-import socket
 import ssl
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from cpanel_sandbox import accounts, layout, sslstorage
 
@@ -199,6 +198,27 @@ class SiteCertificates:
             return self._selecting
 
 
+def request_args(query: str, body: bytes, content_type: str) -> dict[str, list[str]]:
+    """A request's GET query and POST body together, as cpsrvd merges them, in the shape of
+    `parse_qs(keep_blank_values=True)`. A JSON object body (Personalization) is flattened."""
+    args = parse_qs(query, keep_blank_values=True)
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    if body and ctype == "application/json":
+        with contextlib.suppress(ValueError):
+            decoded = json.loads(body)
+            if isinstance(decoded, dict):
+                for key, value in decoded.items():
+                    values = value if isinstance(value, list) else [value]
+                    args.setdefault(str(key), []).extend(
+                        v if isinstance(v, str) else json.dumps(v) for v in values
+                    )
+    elif body:
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        for key, values in form.items():
+            args.setdefault(key, []).extend(values)
+    return args
+
+
 def find_vhost(root: Path, host: str) -> accounts.SiteVhost | None:
     name = host.strip().lower().rstrip(".")
     if name.startswith("["):
@@ -349,15 +369,3 @@ def make_site_servers(
         http.server_close()
         raise
     return http, https, certificates
-
-
-def is_client_gone(sock: socket.socket, wait: float) -> bool:
-    """Wait up to `wait` seconds; True when the peer closed its side meanwhile."""
-    readable, _, _ = select.select([sock], [], [], wait)
-    if not readable:
-        return False
-    try:
-        data = sock.recv(1)
-    except (OSError, ssl.SSLError):
-        return True
-    return data == b""
