@@ -253,3 +253,12 @@ def test_solver_check_runs_the_self_check(
         solver.check("solver.example.com", TOKEN, KEY_AUTH + "x")
     solver.cleanup("solver.example.com", TOKEN)
     WebrootSolver({"x.example": docroot}).check("x.example", TOKEN, KEY_AUTH)  # no check: no-op
+
+
+def test_name_without_address(dns: PebbleInstance, check: SelfCheck) -> None:
+    dns._mgmt("set-default-ipv4", {"ip": ""})
+    try:
+        err = _fails(check, "nowhere.example.com")
+    finally:
+        dns._mgmt("set-default-ipv4", {"ip": "127.0.0.1"})
+    assert "no A or AAAA record" in err.detail
