@@ -127,6 +127,7 @@ class Record:
         if obj is None:
             return cls()
         if "version" not in obj:
+            # Imported here: fleetssl_record builds on this module's classes.
             from .fleetssl_record import upgrade_fleetssl_record
 
             return upgrade_fleetssl_record(obj)
