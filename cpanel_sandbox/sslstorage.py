@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from cpanel_sandbox.uapi import Result
 
 
+def service_pem_path(root: Path) -> Path:
+    """cpsrvd's certificate+key file (var/cpanel/ssl/cpanel/cpanel.pem): both in one file."""
+    return layout.ssl_dir(root) / "cpanel" / "cpanel.pem"
+
+
 def key_block(text: str) -> str:
     start = text.find("-----BEGIN ")
     while start != -1:
