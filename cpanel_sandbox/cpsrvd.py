@@ -166,7 +166,9 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
             self._login(query)
             return
         if path in ("/logout", "/logout/"):
-            self._logout(None)
+            # cPanel's own logout link has no token; the page it was clicked on (Referer) does.
+            came_from = _TOKEN_PATH.match(urlsplit(self.headers.get("Referer") or "").path)
+            self._logout(came_from.group(1) if came_from else None)
             return
         if path.startswith(("/execute/", "/json-api/")):
             self._token_api(path, query, body)

@@ -45,8 +45,10 @@ def serve(
     cpanel_port: int | None = None,
     whm_port: int | None = None,
     challtestsrv: str | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT. Ports left as None are chosen free by the kernel."""
+    """Serve until SIGTERM/SIGINT (or until `stop` is set, for a caller serving from a thread,
+    where signals cannot be caught). Ports left as None are chosen free by the kernel."""
     root = Path(root).absolute()
     pem = sites.service_pem_path(root)
     if not pem.is_file():
@@ -81,13 +83,14 @@ def serve(
                 "http_port": ports["http_port"],
             },
         )
-        stop = threading.Event()
+        stopping = stop if stop is not None else threading.Event()
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
-            stop.set()
+            stopping.set()
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
         threads = [
             threading.Thread(
                 target=s.serve_forever, kwargs={"poll_interval": 0.2}, name=s.name, daemon=True
@@ -103,7 +106,7 @@ def serve(
             file=sys.stderr,
             flush=True,
         )
-        while not stop.wait(0.5):
+        while not stopping.wait(0.5):
             pass
         for server in servers:
             server.shutdown()

@@ -148,3 +148,22 @@ def test_cpanel_session_does_not_open_whm(sandbox: RunningSandbox, users: tuple[
         headers={"Cookie": session.cookie.replace("cpsession=", "whostmgrsession=")},
     )
     assert reply.status == 401
+
+
+def test_bare_logout_ends_the_session_of_the_referring_page(
+    sandbox: RunningSandbox, users: tuple[str, str]
+) -> None:
+    session = sandbox.login(users[0])
+    page = f"https://127.0.0.1:{sandbox.cpanel_port}{session.token}/frontend/jupiter/index.html"
+    home = sandbox.request(
+        sandbox.cpanel_port,
+        "GET",
+        f"{session.token}/frontend/jupiter/index.html",
+        headers={"Cookie": session.cookie},
+    )
+    assert home.status == 200
+    bye = sandbox.request(
+        sandbox.cpanel_port, "GET", "/logout/", headers={"Cookie": session.cookie, "Referer": page}
+    )
+    assert bye.status == 200
+    assert sandbox.uapi(session, "DomainInfo", "list_domains", {}).status == 401
