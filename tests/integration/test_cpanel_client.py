@@ -25,6 +25,7 @@ from letsencrypt_cpanel.cpanel import (
     CommandLineTransport,
     NewRecord,
     PinnedTLS,
+    UapiCallFailed,
     UserAPI,
     WhmAPI,
     build_whm_api,
@@ -277,6 +278,70 @@ def test_session_install_refusals(sandbox: Any, user_api: UserAPI) -> None:
     with pytest.raises(CpanelAPIError) as info:
         user_api.install_ssl(SUB, cert, key)
     assert "could not be installed" in str(info.value)
+
+
+class UnknownErrorAfterInstall:
+    """Passes every call to the real session transport, then doctors install_ssl's answer into
+    cPanel's "unknown error" (cpanel-api.md §1.6), keeping `data` or not: the install really
+    happened in the sandbox, only the answer lies."""
+
+    def __init__(self, inner: Any, keep_data: bool) -> None:
+        self.inner = inner
+        self.keep_data = keep_data
+
+    def call_uapi(self, module: str, func: str, args: Any) -> dict[str, Any]:
+        result = self.inner.call_uapi(module, func, args)
+        if (module, func) != ("SSL", "install_ssl"):
+            return result
+        raise UapiCallFailed(
+            module,
+            func,
+            ["An unknown error occurred."],
+            transport="test",
+            data=result["data"] if self.keep_data else None,
+            errors=["An unknown error occurred."],
+        )
+
+
+@pytest.mark.parametrize("keep_data", [True, False])
+def test_install_ssl_unknown_error_answer(user_api: UserAPI, keep_data: bool) -> None:
+    cert, key = make_cert([SUB])
+    api = UserAPI(UnknownErrorAfterInstall(user_api.transport, keep_data))
+    result = api.install_ssl(SUB, cert, key)
+    assert result.recovered
+    hosts = {h.servername: h for h in user_api.installed_hosts()}
+    assert result.cert_id == hosts[SUB].certificate.id
+    user_api.delete_ssl(SUB)
+
+
+def test_install_ssl_unknown_error_that_did_not_install(user_api: UserAPI) -> None:
+    class UnknownErrorWithoutInstall:
+        def call_uapi(self, module: str, func: str, args: Any) -> dict[str, Any]:
+            if (module, func) == ("SSL", "install_ssl"):
+                raise UapiCallFailed(module, func, ["An unknown error occurred."], data=None)
+            return user_api.transport.call_uapi(module, func, args)
+
+    cert, key = make_cert([SUB])
+    with pytest.raises(CpanelAPIError) as info:
+        UserAPI(UnknownErrorWithoutInstall()).install_ssl(SUB, cert, key)
+    assert "unknown error" in str(info.value)
+
+
+def test_whm_fetch_ssl_vhosts(whm: WhmAPI, user_api: UserAPI, account: str) -> None:
+    cert, key = make_cert([ADDON, f"www.{ADDON}"])
+    installed = user_api.install_ssl(ADDON, cert, key)
+    try:
+        vhosts = [v for v in whm.fetch_ssl_vhosts() if v.user == account]
+        by_name = {v.servername: v for v in vhosts}
+        addon = next(v for v in vhosts if ADDON in v.domains)
+        assert addon.servername in by_name and addon.type == "addon"
+        assert addon.docroot.endswith(ADDON)
+        assert addon.certificate is not None
+        assert addon.certificate.id == installed.cert_id
+        assert addon.certificate.subject_cn == ADDON  # sent as an object by the sandbox
+        assert addon.certificate.not_after > 0 and addon.certificate.is_self_signed
+    finally:
+        user_api.delete_ssl(ADDON)
 
 
 def test_install_ssl_unknown_error_that_did_install(sandbox: Any, user_api: UserAPI) -> None:
