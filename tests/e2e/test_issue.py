@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 
 from cryptography import x509
@@ -69,8 +70,6 @@ def test_key_types_and_chain_verifies(
     # The chain the site serves verifies against this Pebble's root.
     ctx = ssl.create_default_context(cadata=pebble.root_pem())
     ctx.check_hostname = True
-    import socket
-
     with socket.create_connection(("127.0.0.1", sandbox.https_port), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname="keys.test") as tls:
             assert tls.version()
