@@ -1,4 +1,4 @@
-"""The library's dependencies point one way: cgi/ -> web/ -> library, daemon/ -> library, cli -> library.
+"""Dependencies point one way: cgi/ -> web/ -> library, daemon/ -> library, cli -> library.
 
 This walks every module of `letsencrypt_cpanel` with `ast` (no imports executed) and fails when the
 library reaches upward or sideways into code it must not know.
@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parents[2] / "letsencrypt_cpanel"
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     rel = path.relative_to(PKG.parent).with_suffix("")
-    package = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    package = list(rel.parts[:-1])
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -41,7 +41,9 @@ def test_walk_finds_the_library() -> None:
 
 def test_library_never_imports_the_sandbox() -> None:
     bad = {
-        str(p.relative_to(PKG)): sorted(i for i in _imports(p) if i.split(".")[0] == "cpanel_sandbox")
+        str(p.relative_to(PKG)): sorted(
+            i for i in _imports(p) if i.split(".")[0] == "cpanel_sandbox"
+        )
         for p in _modules()
     }
     assert {k: v for k, v in bad.items() if v} == {}
