@@ -136,7 +136,7 @@ def set_fault(root: Path, key: str, mode: str, times: int | None = 1) -> None:
         entry["times"] = times
 
     def change(state: dict[str, Any]) -> None:
-        faults = state.get("faults") if isinstance(state.get("faults"), dict) else {}
+        faults = valid_faults(state.get("faults"))
         faults[key] = entry
         state["faults"] = faults
 

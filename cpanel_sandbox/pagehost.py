@@ -227,10 +227,8 @@ def run_cgi(
         uid, gid, home = 0, 0, "/root"
     with _live_socket(root, req, uid, gid, liveapi_dir) as socket_path:
         env = _environment(root, req, home, socket_path)
-        drop: dict[str, object] = {}
-        if req.run_as_user:
-            # setgroups([]), setgid, setuid in the child between fork and exec: no way back.
-            drop = {"user": uid, "group": gid, "extra_groups": []}
+        # For cPanel pages: setgroups([]), setgid, setuid in the child between fork and exec.
+        drop = req.run_as_user
         try:
             proc = subprocess.Popen(
                 [str(req.script)],
@@ -241,7 +239,9 @@ def run_cgi(
                 env=env,
                 start_new_session=True,
                 umask=0o022,
-                **drop,  # type: ignore[arg-type]
+                user=uid if drop else None,
+                group=gid if drop else None,
+                extra_groups=[] if drop else None,
             )
         except OSError as exc:
             print(f"pagehost: cannot run {req.script}: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import html
 import json
 import mimetypes
 import os
@@ -92,7 +93,7 @@ class TLSHTTPServer(LoopbackHTTPServer):
         except (ssl.SSLError, OSError):
             return
         try:
-            self.RequestHandlerClass(tls, client_address, self)
+            self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
         finally:
             with contextlib.suppress(OSError):
                 tls.close()
@@ -337,8 +338,9 @@ class SiteHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
         if redirect is not None:
             status, location = redirect
             headers = {"Location": location} if location else {}
-            body = f'<html><body>Moved: <a href="{location or ""}">here</a></body></html>\n'
-            self._reply(status, body.encode(), "text/html; charset=iso-8859-1", head, **headers)
+            link = html.escape(location or "")
+            page = f'<html><body>Moved: <a href="{link}">here</a></body></html>\n'
+            self._reply(status, page.encode(), "text/html; charset=iso-8859-1", head, **headers)
             return
         target = vhost.docroot / normalized.lstrip("/")
         if target.is_dir():
