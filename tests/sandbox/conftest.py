@@ -108,7 +108,7 @@ def call(root: Path, user: str, module: str, func: str, **args: Any) -> dict[str
 @pytest.fixture
 def root() -> Iterator[Path]:
     parent = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="sandbox-test-"))
-    os.chmod(parent, 0o755)  # every uid must traverse a sandbox root
+    os.chmod(parent, 0o755)  # noqa: S103 - every uid must traverse a sandbox root
     sandbox = parent / "root"
     accounts.init_root(sandbox)
     yield sandbox

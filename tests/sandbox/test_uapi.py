@@ -1,4 +1,4 @@
-"""UAPI as the sandbox answers it: cPanel's envelope, schema, failures and quirks (cpanel-api.md)."""
+"""UAPI as the sandbox answers it: envelope, schema, failures and quirks (cpanel-api.md)."""
 
 from __future__ import annotations
 
