@@ -16,7 +16,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 PEM_CERT_RE = re.compile(
     r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]*?-----END CERTIFICATE-----", re.S
@@ -165,7 +165,7 @@ def cert_domains(cert: x509.Certificate) -> list[str]:
     if cn:
         names.append(cn.lower())
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         names += [n.lower() for n in san.value.get_values_for_type(x509.DNSName)]
     except x509.ExtensionNotFound:
         pass

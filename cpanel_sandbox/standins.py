@@ -37,8 +37,8 @@ raise SystemExit({module}.{call}(Path(__file__).resolve().parents[4], {name!r}, 
 
 def build_skeleton(root: Path, hostname: str = "server.sandbox.test") -> None:
     """Folders and files of an empty cPanel server; existing files are left as they are."""
-    for folder in ["etc", "home", "var/cpanel/users", "var/cpanel/features", "var/named"]:
-        (root / folder).mkdir(parents=True, exist_ok=True)
+    for name in ["etc", "home", "var/cpanel/users", "var/cpanel/features", "var/named"]:
+        (root / name).mkdir(parents=True, exist_ok=True)
     for folder in [root, root / "home", root / "etc", root / "var", layout.cpanel_var(root)]:
         os.chmod(folder, 0o755)  # noqa: S103 - every uid must traverse a sandbox root
     (layout.cpanel_var(root) / "userdata").mkdir(mode=0o711, exist_ok=True)
