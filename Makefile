@@ -37,7 +37,7 @@ unit: deps
 	$(VENV)/bin/pytest -p no:cacheprovider tests/unit
 
 demo: deps
-	$(PY) -m cpanel_sandbox.demo
+	$(PY) tools/demo.py
 
 bench: deps
 	$(PY) bench/run_all.py

@@ -9,10 +9,9 @@ import ssl
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.fixtures.lecp import LeCp
 from tests.fixtures.pebble import PebbleInstance
 from tests.fixtures.sandbox import RunningSandbox
-
-from .conftest import LeCp
 
 
 def san_names(cert: x509.Certificate) -> set[str]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fixtures.lecp import LeCp
 from tests.fixtures.pebble import PebbleInstance
 from tests.fixtures.sandbox import RunningSandbox
-
-from .conftest import LeCp
 
 
 def pebble_posts(pebble: PebbleInstance, path: str) -> int:

@@ -15,10 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.fixtures.lecp import LeCp, configure
 from tests.fixtures.pebble import PebbleInstance
 from tests.fixtures.sandbox import RunningSandbox
-
-from .conftest import LeCp, configure
 
 
 @pytest.fixture
