@@ -175,24 +175,6 @@ def site_vhosts(root: Path) -> list[SiteVhost]:
     return out
 
 
-def resellers(root: Path) -> dict[str, list[str]]:
-    """var/cpanel/resellers: `user:acl,acl` lines (§4)."""
-    out: dict[str, list[str]] = {}
-    for line in layout.read_text(layout.resellers_file(root)).splitlines():
-        name, sep, acls = line.partition(":")
-        if sep and name.strip():
-            out[name.strip()] = [a.strip() for a in acls.split(",") if a.strip()]
-    return out
-
-
-def visible_users(root: Path, authuser: str) -> list[str]:
-    """Accounts a WHM user may see: root and `all` resellers everything, others their own."""
-    users = list_users(root)
-    if authuser == "root" or "all" in resellers(root).get(authuser, []):
-        return users
-    return [u for u in users if cpuser(root, u).get("OWNER") == authuser or u == authuser]
-
-
 # ---- creating accounts ---------------------------------------------------------------------
 
 
@@ -229,32 +211,6 @@ def _append(path: Path, line: str) -> None:
     layout.write_file(path, text + line + "\n", mode=mode)
 
 
-def _vhost_yaml(
-    user: str, owner: str, servername: str, docroot: Path, home: Path, aliases: list[str]
-) -> dict[str, Any]:
-    return {
-        "customlog": [
-            {"format": "combined", "target": f"/etc/apache2/logs/domlogs/{servername}"},
-        ],
-        "documentroot": str(docroot),
-        "group": user,
-        "hascgi": 1,
-        "homedir": str(home),
-        "ip": layout.SANDBOX_IP,
-        "owner": owner,
-        "phpopenbasedirprotect": 1,
-        "phpversion": "ea-php81",
-        "port": 80,
-        "scriptalias": [{"path": f"{docroot}/cgi-bin", "url": "/cgi-bin/"}],
-        "serveradmin": f"webmaster@{servername}",
-        "serveralias": " ".join(aliases),
-        "servername": servername,
-        "usecanonicalname": "Off",
-        "user": user,
-        "userdirprotect": 0,
-    }
-
-
 def _check_names(root: Path, user: str, domains: list[str]) -> None:
     if not USER_RE.match(user):
         raise AccountError(f"Invalid user name “{user}”.")
@@ -268,6 +224,21 @@ def _check_names(root: Path, user: str, domains: list[str]) -> None:
             raise AccountError(f"The domain “{d}” already exists (owner “{taken[d]}”).")
     if len(set(domains)) != len(domains):
         raise AccountError("A domain is listed twice.")
+
+
+@dataclass
+class NewAccount:
+    """What add_user lays out: names, ids and each vhost's (docroot, serveralias list)."""
+
+    user: str
+    owner: str
+    uid: int
+    home: Path
+    domain: str
+    backing: dict[str, str]  # addon -> its backing subdomain
+    subs: list[str]
+    parked: list[str]
+    vhosts: dict[str, tuple[Path, list[str]]]
 
 
 def add_user(
@@ -284,41 +255,54 @@ def add_user(
 ) -> None:
     """Create an account the way cPanel lays it out (§4); raises AccountError when refused."""
     domain = domain.lower()
-    addons, subs, parked = (
-        [a.lower() for a in addons],
-        [s.lower() for s in subs],
-        [p.lower() for p in parked],
-    )
-    backing = {a: f"{a.split('.')[0]}.{domain}" for a in addons}
+    addon_list = [a.lower() for a in addons]
+    sub_list, parked_list = [s.lower() for s in subs], [p.lower() for p in parked]
+    backing = {a: f"{a.split('.')[0]}.{domain}" for a in addon_list}
     with _locked(root):
-        _check_names(root, user, [domain, *addons, *subs, *parked, *backing.values()])
+        _check_names(root, user, [domain, *addon_list, *sub_list, *parked_list, *backing.values()])
         uid = _free_id(root)
         home = root / "home" / user
         _append(layout.passwd_file(root), f"{user}:x:{uid}:{uid}::{home}:/bin/bash")
         _append(layout.group_file(root), f"{user}:x:{uid}:")
-        _make_home(home, uid, [home / "public_html"])
-
-        vhosts: dict[str, tuple[Path, list[str]]] = {}
+        acct = NewAccount(user, owner, uid, home, domain, backing, sub_list, parked_list, {})
         main_aliases = [f"mail.{domain}", f"www.{domain}"]
-        for p in parked:
+        for p in parked_list:
             main_aliases += [p, f"mail.{p}", f"www.{p}"]
-        vhosts[domain] = (home / "public_html", main_aliases)
-        for sub in subs:
+        acct.vhosts[domain] = (home / "public_html", main_aliases)
+        for sub in sub_list:  # ~/public_html/<label> under the main domain, else ~/<sub>
             label = sub[: -len(domain) - 1] if sub.endswith("." + domain) else ""
-            docroot = home / "public_html" / label if label else home / sub
-            vhosts[sub] = (docroot, [f"www.{sub}"])
+            acct.vhosts[sub] = (
+                home / "public_html" / label if label else home / sub,
+                [f"www.{sub}"],
+            )
         for addon, sub in backing.items():
-            vhosts[sub] = (home / addon, [addon, f"mail.{addon}", f"www.{addon}", f"www.{sub}"])
-        _make_home(home, uid, [d for d, _ in vhosts.values()])
-
-        _write_userdata(root, user, owner, uid, home, domain, backing, subs, parked, vhosts)
-        _write_cpuser(root, user, owner, plan, email, [domain, *addons, *subs, *parked])
-        _write_domain_maps(root, user, owner, domain, backing, subs, parked, vhosts)
-        for zone in [domain, *addons, *parked]:
-            labels = [
-                s[: -len(zone) - 1] for s in [*subs, *backing.values()] if s.endswith("." + zone)
-            ]
+            aliases = [addon, f"mail.{addon}", f"www.{addon}", f"www.{sub}"]
+            acct.vhosts[sub] = (home / addon, aliases)
+        _make_home(home, uid, [d for d, _ in acct.vhosts.values()])
+        _write_userdata(root, acct)
+        _write_cpuser(root, acct, plan, email, [domain, *addon_list, *sub_list, *parked_list])
+        _write_domain_maps(root, acct)
+        for zone in [domain, *addon_list, *parked_list]:
+            inside = [s for s in [*sub_list, *backing.values()] if s.endswith("." + zone)]
+            labels = [s[: -len(zone) - 1] for s in inside]
             zones.write_new_zone(root, zone, hostname(root), extra_labels=labels)
+
+
+def _vhost_yaml(acct: NewAccount, servername: str, docroot: Path, aliases: list[str]) -> Any:
+    """A vhost's userdata file (§4 keys), as cPanel writes it."""
+    log = {"format": "combined", "target": f"/etc/apache2/logs/domlogs/{servername}"}
+    return {
+        **{"customlog": [log], "documentroot": str(docroot), "group": acct.user, "hascgi": 1},
+        **{"homedir": str(acct.home), "ip": layout.SANDBOX_IP, "owner": acct.owner},
+        **{"phpopenbasedirprotect": 1, "phpversion": "ea-php81", "port": 80},
+        "scriptalias": [{"path": f"{docroot}/cgi-bin", "url": "/cgi-bin/"}],
+        "serveradmin": f"webmaster@{servername}",
+        "serveralias": " ".join(aliases),
+        "servername": servername,
+        "usecanonicalname": "Off",
+        "user": acct.user,
+        "userdirprotect": 0,
+    }
 
 
 def _make_home(home: Path, uid: int, docroots: list[Path]) -> None:
@@ -329,39 +313,28 @@ def _make_home(home: Path, uid: int, docroots: list[Path]) -> None:
             os.chown(folder, uid, uid)
 
 
-def _write_userdata(
-    root: Path,
-    user: str,
-    owner: str,
-    uid: int,
-    home: Path,
-    domain: str,
-    backing: dict[str, str],
-    subs: list[str],
-    parked: list[str],
-    vhosts: dict[str, tuple[Path, list[str]]],
-) -> None:
-    folder = layout.userdata_dir(root, user)
+def _write_userdata(root: Path, acct: NewAccount) -> None:
+    folder = layout.userdata_dir(root, acct.user)
     folder.mkdir(parents=True, exist_ok=True)
     # root:USER 0750 as on cPanel, so the user's own `uapi` can read it
     os.chmod(folder, 0o750)  # noqa: S103
     if os.geteuid() == 0:
-        os.chown(folder, 0, uid)
+        os.chown(folder, 0, acct.uid)
     main = {
-        "main_domain": domain,
-        "addon_domains": dict(backing),
-        "parked_domains": list(parked),
-        "sub_domains": [*subs, *backing.values()],
+        "main_domain": acct.domain,
+        "addon_domains": dict(acct.backing),
+        "parked_domains": list(acct.parked),
+        "sub_domains": [*acct.subs, *acct.backing.values()],
         "cp_php_magic_include_path.conf": 0,
     }
-    layout.write_file(folder / "main", layout.dump_yaml(main), mode=0o640, gid=uid)
-    for servername, (docroot, aliases) in vhosts.items():
-        data = _vhost_yaml(user, owner, servername, docroot, home, aliases)
-        layout.write_file(folder / servername, layout.dump_yaml(data), mode=0o640, gid=uid)
+    layout.write_file(folder / "main", layout.dump_yaml(main), mode=0o640, gid=acct.uid)
+    for servername, (docroot, aliases) in acct.vhosts.items():
+        data = _vhost_yaml(acct, servername, docroot, aliases)
+        layout.write_file(folder / servername, layout.dump_yaml(data), mode=0o640, gid=acct.uid)
 
 
 def _write_cpuser(
-    root: Path, user: str, owner: str, plan: str, email: str | None, domains: list[str]
+    root: Path, acct: NewAccount, plan: str, email: str | None, domains: list[str]
 ) -> None:
     lines = [f"DNS={domains[0]}"] + [f"DNS{i}={d}" for i, d in enumerate(domains[1:], 1)]
     lines += [
@@ -370,54 +343,42 @@ def _write_cpuser(
         "FEATURELIST=default",
         f"IP={layout.SANDBOX_IP}",
         "LOCALE=en",
-        f"OWNER={owner}",
+        f"OWNER={acct.owner}",
         f"PLAN={plan}",
         "RS=jupiter",
         "SSL_DEFAULT_KEY_TYPE=system",
         f"STARTDATE={int(time.time())}",
-        f"USER={user}",
+        f"USER={acct.user}",
         "notify_ssl_expiry=1",
         "notify_autossl_expiry=1",
     ]
-    entry = passwd_entry(root, user)
-    gid = entry.gid if entry else -1
     text = "# cPanel -- If you edit this file directly you must run /scripts/updateuserdomains\n"
-    layout.write_file(
-        layout.cpuser_file(root, user), text + "\n".join(lines) + "\n", mode=0o640, gid=gid
-    )
+    path = layout.cpuser_file(root, acct.user)
+    layout.write_file(path, text + "\n".join(lines) + "\n", mode=0o640, gid=acct.uid)
 
 
-def _write_domain_maps(
-    root: Path,
-    user: str,
-    owner: str,
-    domain: str,
-    backing: dict[str, str],
-    subs: list[str],
-    parked: list[str],
-    vhosts: dict[str, tuple[Path, list[str]]],
-) -> None:
-    ip = layout.SANDBOX_IP
+def _write_domain_maps(root: Path, acct: NewAccount) -> None:
+    ip, vhosts, main = layout.SANDBOX_IP, acct.vhosts, acct.domain
 
     def row(name: str, kind: str, parent: str, docroot: Path) -> str:
         # §4: user==owner==type==parent==docroot==ip:port==ssl_ip:port==ipv6==modsec==php
-        fields = [user, owner, kind, parent, str(docroot), f"{ip}:80", f"{ip}:443", "", "0"]
-        return f"{name}: " + "==".join([*fields, "ea-php81"])
+        fields = [acct.user, acct.owner, kind, parent, str(docroot), f"{ip}:80", f"{ip}:443"]
+        return f"{name}: " + "==".join([*fields, "", "0", "ea-php81"])
 
-    rows = [row(domain, "main", domain, vhosts[domain][0])]
-    rows += [row(s, "sub", domain, vhosts[s][0]) for s in [*subs, *backing.values()]]
-    rows += [row(a, "addon", s, vhosts[s][0]) for a, s in backing.items()]
-    rows += [row(p, "parked", domain, vhosts[domain][0]) for p in parked]
+    rows = [row(main, "main", main, vhosts[main][0])]
+    rows += [row(s, "sub", main, vhosts[s][0]) for s in [*acct.subs, *acct.backing.values()]]
+    rows += [row(a, "addon", s, vhosts[s][0]) for a, s in acct.backing.items()]
+    rows += [row(p, "parked", main, vhosts[main][0]) for p in acct.parked]
     path = layout.userdatadomains_file(root)
     layout.write_file(path, layout.read_text(path) + "".join(r + "\n" for r in rows), mode=0o640)
 
     true_map = layout.read_colon_map(layout.trueuserdomains_file(root))
-    true_map[domain] = user
+    true_map[main] = acct.user
     layout.write_file(layout.trueuserdomains_file(root), layout.format_colon_map(true_map))
     all_map = layout.read_colon_map(layout.userdomains_file(root))
     all_map.pop("*", None)
-    for name in [domain, *subs, *backing.values(), *backing, *parked]:
-        all_map[name] = user
+    for name in [main, *acct.subs, *acct.backing.values(), *acct.backing, *acct.parked]:
+        all_map[name] = acct.user
     text = layout.format_colon_map(all_map) + "*: nobody\n"
     layout.write_file(layout.userdomains_file(root), text)
 

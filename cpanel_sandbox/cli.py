@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cpanel_sandbox import accounts, layout, sessions
+from cpanel_sandbox import accounts, layout, sessions, whm
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,7 +67,7 @@ def _login(root: Path, user: str, service: str) -> int:
         )
         return 1
     if service == "whostmgrd":
-        known = user == "root" or user in accounts.resellers(root)
+        known = user == "root" or user in whm.resellers(root)
     else:
         known = accounts.user_exists(root, user)
     if not known:

@@ -37,7 +37,7 @@ def dispatch(
     try:
         if handler is None:
             raise Failed(f"Unknown app (“{func}”) requested for this version (1) of the API.")
-        if authuser != "root" and (func in ROOT_ONLY or authuser not in accounts.resellers(root)):
+        if authuser != "root" and (func in ROOT_ONLY or authuser not in resellers(root)):
             raise Failed("Permission denied")
         data = handler(root, authuser, layout.Args(args), meta)
         if isinstance(data, dict):
@@ -57,6 +57,24 @@ def _required(args: layout.Args, name: str) -> str:
 
 
 # ---- accounts -------------------------------------------------------------------------------
+
+
+def resellers(root: Path) -> dict[str, list[str]]:
+    """var/cpanel/resellers: `user:acl,acl` lines (§4)."""
+    out: dict[str, list[str]] = {}
+    for line in layout.read_text(layout.resellers_file(root)).splitlines():
+        name, sep, acls = line.partition(":")
+        if sep and name.strip():
+            out[name.strip()] = [a.strip() for a in acls.split(",") if a.strip()]
+    return out
+
+
+def visible_users(root: Path, authuser: str) -> list[str]:
+    """Accounts a WHM user may see: root and `all` resellers everything, others their own."""
+    users = accounts.list_users(root)
+    if authuser == "root" or "all" in resellers(root).get(authuser, []):
+        return users
+    return [u for u in users if accounts.cpuser(root, u).get("OWNER") == authuser or u == authuser]
 
 
 def acct_record(root: Path, user: str) -> dict[str, Any]:
@@ -100,7 +118,7 @@ def acct_record(root: Path, user: str) -> dict[str, Any]:
 
 
 def _listaccts(root: Path, authuser: str, args: layout.Args, meta: dict[str, Any]) -> Any:
-    records = [acct_record(root, u) for u in accounts.visible_users(root, authuser)]
+    records = [acct_record(root, u) for u in visible_users(root, authuser)]
     search, kind = args.get("search"), args.get("searchtype") or "user"
     if search:
         field = {"domain": "domain", "owner": "owner", "user": "user", "ip": "ip"}
@@ -126,7 +144,7 @@ def _accountsummary(root: Path, authuser: str, args: layout.Args, meta: dict[str
         raise layout.ApiError("You must specify a user or domain to get a summary of.")
     if not user:
         user = layout.read_colon_map(layout.userdomains_file(root)).get(domain)
-    if not user or user not in accounts.visible_users(root, authuser):
+    if not user or user not in visible_users(root, authuser):
         raise Failed("Account does not exist.")
     return {"acct": [acct_record(root, user)]}
 
@@ -136,9 +154,9 @@ def _create_user_session(root: Path, authuser: str, args: layout.Args, meta: dic
     if service not in sessions.SERVICE_PORT_KEYS:
         raise layout.ApiError(f"The service “{service}” is not valid.")
     if service == "whostmgrd":
-        allowed = user == authuser or (authuser == "root" and user in accounts.resellers(root))
+        allowed = user == authuser or (authuser == "root" and user in resellers(root))
     else:
-        allowed = user in accounts.visible_users(root, authuser)
+        allowed = user in visible_users(root, authuser)
     if not allowed:
         raise layout.ApiError(f"The user “{user}” does not exist or you may not access it.")
     meta["reason"] = "Created session"
@@ -156,7 +174,7 @@ def _vhost_type(main: dict[str, Any], servername: str) -> str:
 
 def _fetch_ssl_vhosts(root: Path, authuser: str, args: layout.Args, meta: dict[str, Any]) -> Any:
     vhosts: list[dict[str, Any]] = []
-    for user in accounts.visible_users(root, authuser):
+    for user in visible_users(root, authuser):
         main = accounts.main_data(root, user)
         for servername in sslstorage.installed_servernames(root, user):
             host = sslstorage.installed_host(root, user, servername)
