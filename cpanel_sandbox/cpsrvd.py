@@ -273,14 +273,16 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
         _, module, func = pieces
         args = self._args(query, body)
         mode = faults.take_fault(self.server.root, f"{module}::{func}")
-        if mode == "status0":
-            self._send_json(faults.uapi_failure(module, func, args))
+
+        def run() -> dict[str, Any]:
+            return liveapi.call_uapi(self.server.root, user, module, func, args)
+
+        if mode in faults.RESULT_MODES:
+            self._send_json(faults.uapi_result(mode, module, func, args, run))
         elif mode is not None:
-            self._misbehave(
-                mode, lambda: liveapi.call_uapi(self.server.root, user, module, func, args)
-            )
+            self._misbehave(mode, run)
         else:
-            self._send_json(liveapi.call_uapi(self.server.root, user, module, func, args))
+            self._send_json(run())
 
     def _whm(self, user: str, rest: str, query: str, body: bytes) -> None:
         pieces = [p for p in rest.split("/") if p]
@@ -290,12 +292,16 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
         func = pieces[1]
         args = self._args(query, body)
         mode = faults.take_fault(self.server.root, f"whm:{func}")
-        if mode == "status0":
-            self._send_json(faults.whm_failure(func))
+
+        def run() -> dict[str, Any]:
+            return self._call_whm(user, func, args)
+
+        if mode in faults.RESULT_MODES:
+            self._send_json(faults.whm_result(func, mode, run))
         elif mode is not None:
-            self._misbehave(mode, lambda: self._call_whm(user, func, args))
+            self._misbehave(mode, run)
         else:
-            self._send_json(self._call_whm(user, func, args))
+            self._send_json(run())
 
     def _call_whm(self, user: str, func: str, args: dict[str, list[str]]) -> dict[str, Any]:
         try:

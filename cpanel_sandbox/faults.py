@@ -8,6 +8,8 @@ persisted; a switch without `times` stays on until cleared.
 
 Modes:
 - `status0`: a well-formed failure (`status: 0` with a plausible error, or WHM `result: 0`);
+- `unknown_error`: the function does its work, then the answer says it failed with an
+  "unknown error" (cpanel-api.md §1.6: `install_ssl` does this; `data` stays as computed);
 - `html`: an HTML login page with HTTP 200 instead of JSON (what a proxy or an expired
   session in front of cpsrvd produces);
 - `truncated`: half the body, then the connection closes (no Content-Length, so the client
@@ -33,7 +35,9 @@ from typing import Any
 
 from cpanel_sandbox import layout
 
-FAULT_MODES = ("status0", "html", "truncated", "timeout", "drop")
+FAULT_MODES = ("status0", "unknown_error", "html", "truncated", "timeout", "drop")
+# Modes answered with well-formed JSON (the rest break the transport).
+RESULT_MODES = ("status0", "unknown_error")
 ENV_VAR = "CPANEL_SANDBOX_FAULTS"
 # Longer than any client timeout the plugin uses, short enough that a forgotten test ends.
 TIMEOUT_SECONDS = 30.0
@@ -208,6 +212,33 @@ def uapi_failure(module: str, func: str, args: Mapping[str, Any]) -> dict[str, A
         "metadata": {},
         "data": None,
     }
+
+
+UNKNOWN_ERROR = "An unknown error occurred."
+
+
+def uapi_result(
+    mode: str, module: str, func: str, args: Mapping[str, Any], run: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The UAPI result of a RESULT_MODES fault; `run` calls the real function."""
+    if mode == "status0":
+        return uapi_failure(module, func, args)
+    result = dict(run())
+    first = [] if result.get("status") == 1 else list(result.get("errors") or [])
+    if not first:
+        first = uapi_failure(module, func, args)["errors"]
+    result.update(status=0, errors=[*first, UNKNOWN_ERROR], messages=None)
+    return result
+
+
+def whm_result(func: str, mode: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The WHM envelope of a RESULT_MODES fault (an unknown error after the work was done)."""
+    if mode == "status0":
+        return whm_failure(func)
+    run()
+    failed = whm_failure(func)
+    failed["metadata"]["reason"] = f"API failure: {UNKNOWN_ERROR}"
+    return failed
 
 
 def whm_failure(func: str) -> dict[str, Any]:

@@ -184,12 +184,13 @@ class Conversation:
             return True
         args = _args_from_json(request.get("args"))
         mode = faults.take_fault(self.root, f"{module}::{func}")
-        if mode is not None and mode != "status0":
+        if mode is not None and mode not in faults.RESULT_MODES:
             return self.misbehave(mode, module, func, args)
-        if mode == "status0":
-            result = faults.uapi_failure(module, func, args)
-        else:
-            result = call_uapi(self.root, self.user, module, func, args)
+
+        def run() -> dict[str, Any]:
+            return call_uapi(self.root, self.user, module, func, args)
+
+        result = run() if mode is None else faults.uapi_result(mode, module, func, args, run)
         wrapped = {"apiversion": 3, "func": func, "module": module, "result": result}
         _reply(self.conn, b"<cpanelresult>" + json.dumps(wrapped).encode() + b"</cpanelresult>")
         return True

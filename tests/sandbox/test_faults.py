@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from cpanel_sandbox import faults
 from tests.fixtures.sandbox import PROBE_CGI, RunningSandbox
+from tests.sandbox.pki import TestCA
 
 PAGE = "faultprobe/probe.live.cgi"
 
@@ -45,6 +47,23 @@ def test_status0(sandbox: RunningSandbox, user: str) -> None:
     # once only: the next call reaches the function again
     again = sandbox.uapi(session, "SSL", "install_ssl", {"domain": "faultone.test"}).json()
     assert again["errors"] != data["errors"]
+
+
+def test_unknown_error_after_the_work_was_done(sandbox: RunningSandbox, user: str) -> None:
+    leaf = TestCA().leaf(["faultone.test"])
+    cert_pem, key_pem = leaf.cert, leaf.key
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    session = sandbox.login(user)
+    sandbox.set_fault("SSL::install_ssl", "unknown_error")
+    args = {"domain": "faultone.test", "cert": cert_pem, "key": key_pem}
+    data = sandbox.uapi(session, "SSL", "install_ssl", args).json()
+    try:
+        assert data["status"] == 0
+        assert any("unknown error" in e.lower() for e in data["errors"])
+        assert data["data"]["cert_id"]  # cPanel sets data before failing (§1.1)
+        assert sandbox.fetch_site_cert("faultone.test") == cert  # and it did install
+    finally:
+        sandbox.uapi(session, "SSL", "delete_ssl", {"domain": "faultone.test"})
 
 
 def test_html(sandbox: RunningSandbox, user: str) -> None:
@@ -113,6 +132,9 @@ def test_whm_status0_and_html(sandbox: RunningSandbox) -> None:
     assert failed["metadata"]["result"] == 0
     assert failed["metadata"]["reason"].startswith("API failure: ")
     assert "data" not in failed
+    sandbox.set_fault("whm:gethostname", "unknown_error")
+    unknown = sandbox.whm_api("gethostname").json()
+    assert unknown["metadata"]["result"] == 0 and "unknown error" in unknown["metadata"]["reason"]
     sandbox.set_fault("whm:gethostname", "html")
     page = sandbox.whm_api("gethostname")
     assert page.status == 200 and b"<html" in page.body
@@ -141,6 +163,7 @@ def _live(sandbox: RunningSandbox, user: str, wait: float = 10) -> dict:
     ("mode", "check"),
     [
         ("status0", lambda live: live["json"]["result"]["status"] == 0),
+        ("unknown_error", lambda live: "unknown error" in live["json"]["result"]["errors"][-1]),
         ("html", lambda live: "<html" in live["raw"] and "json" not in live),
         ("truncated", lambda live: live.get("eof") and "</cpanelresult>" not in live["raw"]),
         ("timeout", lambda live: live.get("timeout") and live["raw"] == ""),

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from cpanel_sandbox import accounts
 from tests.fixtures.sandbox import RunningSandbox
+from tests.sandbox.pki import TestCA
 
 
 @pytest.fixture(scope="module")
@@ -64,26 +61,10 @@ def test_htaccess_redirect(sandbox: RunningSandbox, site: str) -> None:
         (root / ".htaccess").unlink()
 
 
-def _self_signed(names: list[str]) -> tuple[str, str, x509.Certificate]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem, cert
+def issue(names: list[str]) -> tuple[str, str, str, x509.Certificate]:
+    """(certificate, key, CA bundle) PEMs from a throwaway CA, and the certificate parsed."""
+    leaf = TestCA().leaf(names)
+    return leaf.cert, leaf.key, leaf.chain, x509.load_pem_x509_certificate(leaf.cert.encode())
 
 
 def test_https_serves_installed_cert_by_sni_at_once(sandbox: RunningSandbox, site: str) -> None:
@@ -91,11 +72,10 @@ def test_https_serves_installed_cert_by_sni_at_once(sandbox: RunningSandbox, sit
     service = x509.load_pem_x509_certificate(sandbox.service_cert_pem().encode())
     assert sandbox.fetch_site_cert("sslone.test") == service
 
-    cert_pem, key_pem, cert = _self_signed(["sslone.test", "www.sslone.test"])
+    cert_pem, key_pem, bundle, cert = issue(["sslone.test", "www.sslone.test"])
     session = sandbox.login("sslone")
-    installed = sandbox.uapi(
-        session, "SSL", "install_ssl", {"domain": "sslone.test", "cert": cert_pem, "key": key_pem}
-    ).json()
+    args = {"domain": "sslone.test", "cert": cert_pem, "key": key_pem, "cabundle": bundle}
+    installed = sandbox.uapi(session, "SSL", "install_ssl", args).json()
     assert installed["status"] == 1, installed["errors"]
     assert sandbox.fetch_site_cert("sslone.test") == cert
     assert sandbox.fetch_site_cert("www.sslone.test") == cert
