@@ -1,0 +1,3 @@
+from letsencrypt_cpanel.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,23 @@
+"""Shared pieces of le-cp's subcommands."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..errors import Error
+
+
+class UsageError(Error):
+    pass
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise UsageError(
+            "le-cp must be run as root (it acts for users through their own cPanel sessions)"
+        )
+
+
+def date(epoch: object) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(int(epoch))) if isinstance(epoch, int) else "-"

@@ -1,0 +1,120 @@
+"""`le-cp ssl issue|list|reinstall|remove --user U`: each runs as the user, in a worker."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..config import KEY_TYPES, Settings
+from ..errors import Error
+from ..impersonate import JSONValue
+from .common import date, require_root
+
+
+def _run(settings: Settings, user: str, job: Any) -> JSONValue:
+    require_root()
+    from ..user_jobs import RootSide
+
+    return RootSide.build(settings).run_for_user(user, job)
+
+
+def cmd_ssl_issue(settings: Settings, args: argparse.Namespace) -> int:
+    names: list[str] = list(args.names)
+    key_type: str | None = args.key_type
+
+    def job(ctx: Any) -> JSONValue:
+        from ..issuance import Issuer
+
+        issuer = Issuer(ctx.api, ctx.store, ctx.settings, contact_email=ctx.account.email or None)
+        return issuer.issue(names, key_type).summary()  # type: ignore[return-value]
+
+    result = _run(settings, args.user, job)
+    if not isinstance(result, dict):
+        raise Error("the worker sent back an unexpected summary")
+    shown = ", ".join(str(n) for n in result.get("names") or [])  # type: ignore[union-attr]
+    how = (
+        "Installed the saved certificate"
+        if result.get("reused_saved")
+        else "Issued and installed a certificate"
+    )
+    print(f"{how} for {shown} (expires {date(result.get('not_after'))}).")
+    return 0
+
+
+def cmd_ssl_list(settings: Settings, args: argparse.Namespace) -> int:
+    def job(ctx: Any) -> JSONValue:
+        from ..certificates import statuses
+
+        rows = statuses(
+            ctx.api.domains_data(),
+            ctx.api.installed_hosts(),
+            ctx.store.load(),
+            renewal_fraction=ctx.settings.renewal_fraction,
+        )
+        return [row.summary() for row in rows]
+
+    rows = _run(settings, args.user, job)
+    if not isinstance(rows, list):
+        raise Error("the worker sent back an unexpected summary")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'WEBSITE':32} {'PLUGIN':6} {'STATUS':36} NAMES")
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        names = ", ".join(str(n) for n in row.get("names") or [])  # type: ignore[union-attr]
+        managed = "yes" if row.get("managed") else "-"
+        print(f"{row.get('vhost')!s:32} {managed:6} {row.get('label')!s:36} {names}")
+    return 0
+
+
+def cmd_ssl_reinstall(settings: Settings, args: argparse.Namespace) -> int:
+    vhost: str = args.vhost
+
+    def job(ctx: Any) -> JSONValue:
+        from ..issuance import Issuer
+
+        return Issuer(ctx.api, ctx.store, ctx.settings).reinstall(vhost).summary()  # type: ignore[return-value]
+
+    result = _run(settings, args.user, job)
+    expires = date(result.get("not_after")) if isinstance(result, dict) else "-"
+    print(f"Reinstalled the certificate of {vhost} (expires {expires}).")
+    return 0
+
+
+def cmd_ssl_remove(settings: Settings, args: argparse.Namespace) -> int:
+    vhost: str = args.vhost
+
+    def job(ctx: Any) -> JSONValue:
+        from ..issuance import Issuer
+
+        Issuer(ctx.api, ctx.store, ctx.settings).remove(vhost)
+        return {"removed": vhost}
+
+    _run(settings, args.user, job)
+    print(f"Removed the plugin's certificate from {vhost}.")
+    return 0
+
+
+def register(top: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ssl = top.add_parser("ssl", help="a user's certificates")
+    ssl_sub = ssl.add_subparsers(dest="action", required=True)
+    p = ssl_sub.add_parser("issue", help="issue and install a certificate for names of one website")
+    p.add_argument("--user", required=True)
+    p.add_argument("--key-type", choices=KEY_TYPES, default=None)
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.set_defaults(func=cmd_ssl_issue)
+    p = ssl_sub.add_parser("list", help="every website of the user and its certificate")
+    p.add_argument("--user", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ssl_list)
+    p = ssl_sub.add_parser("reinstall", help="install a website's saved certificate again")
+    p.add_argument("--user", required=True)
+    p.add_argument("vhost", metavar="VHOST")
+    p.set_defaults(func=cmd_ssl_reinstall)
+    p = ssl_sub.add_parser("remove", help="remove the plugin's certificate from a website")
+    p.add_argument("--user", required=True)
+    p.add_argument("vhost", metavar="VHOST")
+    p.set_defaults(func=cmd_ssl_remove)
