@@ -104,10 +104,18 @@ def _ssl_home(root: Path, user: str) -> tuple[Path, int, int]:
     entry = accounts.passwd_entry(root, user)
     if entry is None:
         raise layout.ApiError(f"The user “{user}” does not exist.")
-    return entry.home / "ssl", entry.uid, entry.gid
+    base = entry.home / "ssl"
+    # Root writes here for the user (cPanel drops privileges instead): a link planted by the
+    # user must not steer root's writes elsewhere.
+    for path in (base, base / "keys", base / "certs", base / "ssl.db"):
+        if path.is_symlink():
+            raise layout.ApiError(f"“{path}” is a symbolic link.")
+    return base, entry.uid, entry.gid
 
 
 def _mkdir(path: Path, uid: int, gid: int) -> None:
+    if path.is_symlink():
+        raise layout.ApiError(f"“{path}” is a symbolic link.")
     if not path.is_dir():
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         if os.geteuid() == 0:

@@ -269,3 +269,14 @@ def test_delete_cert_and_key(root: Path, alice: str, ca: TestCA) -> None:
     assert call(root, alice, "SSL", "delete_key", id="../x")["errors"] == [
         "The “id” parameter is invalid."
     ]
+
+
+def test_storage_refuses_links_planted_in_the_home(root: Path, alice: str, ca: TestCA) -> None:
+    entry = accounts.passwd_entry(root, alice)
+    assert entry is not None
+    elsewhere = root / "elsewhere"
+    elsewhere.mkdir()
+    (entry.home / "ssl").symlink_to(elsewhere)
+    body = _install(root, alice, ca, ["example.com"])
+    assert body["status"] == 0 and "symbolic link" in body["errors"][0]
+    assert list(elsewhere.iterdir()) == []
