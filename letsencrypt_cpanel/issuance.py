@@ -28,6 +28,7 @@ from .record_format import (
     STATE_ISSUED,
     AcmeAccountEntry,
     CertificateEntry,
+    JSONValue,
 )
 from .selfcheck import SelfCheck
 from .store import RecordStore, RecordTxn
@@ -52,10 +53,10 @@ class IssueResult:
     cert_id: str
     reused_saved: bool  # the saved certificate was installed; nothing was ordered
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> dict[str, JSONValue]:
         return {
             "vhost": self.vhost,
-            "names": self.names,
+            "names": list[JSONValue](self.names),
             "not_after": self.not_after,
             "cert_id": self.cert_id,
             "reused_saved": self.reused_saved,
@@ -98,9 +99,9 @@ class Issuer:
             saved = txn.record.certificates.get(vhost.domain)
             if saved is not None and self._installable_again(saved, names, kind):
                 self.progress("installing the saved certificate")
-                return self._install(txn, saved, reused=True)
-            entry = self._order(txn, vhost, names, kind)
-            return self._install(txn, entry, reused=False)
+                return self.install(txn, saved, reused=True)
+            entry = self.order(txn, vhost, names, kind)
+            return self.install(txn, entry, reused=False)
 
     def _installable_again(self, saved: CertificateEntry, names: list[str], kind: str) -> bool:
         return (
@@ -111,9 +112,12 @@ class Issuer:
             and saved.not_after - time.time() > _MIN_REMAINING_TO_REINSTALL
         )
 
-    def _order(
+    def order(
         self, txn: RecordTxn, vhost: Vhost, names: list[str], kind: str, key_pem: str = ""
     ) -> CertificateEntry:
+        """Order a certificate for `names` on `vhost` (with `key_pem`, or a new key of `kind`)
+        and save it in the record as `issued`, under the caller's lock. A failure is recorded
+        on the vhost's previous entry (attempt time, count, reason) and raised."""
         directory = self.settings.acme_directory
         record = txn.record
         known = record.accounts.get(directory)
@@ -185,7 +189,9 @@ class Issuer:
         txn.save()
         return entry
 
-    def _install(self, txn: RecordTxn, entry: CertificateEntry, *, reused: bool) -> IssueResult:
+    def install(self, txn: RecordTxn, entry: CertificateEntry, *, reused: bool) -> IssueResult:
+        """Install the entry's certificate on its vhost; state `installed` and cPanel's ids
+        saved. Raises InstallFailed (the entry stays `issued`, to be installed next time)."""
         self.progress("installing")
         try:
             result = self.api.install_ssl(
@@ -216,7 +222,7 @@ class Issuer:
             entry = txn.record.certificates.get(vhost.domain)
             if entry is None or not entry.cert_pem:
                 raise NotManaged(vhost.domain)
-            return self._install(txn, entry, reused=True)
+            return self.install(txn, entry, reused=True)
 
     def remove(self, vhost_name: str) -> None:
         """Take the plugin's certificate off a vhost, delete it and its key from the user's SSL

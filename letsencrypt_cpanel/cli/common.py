@@ -6,6 +6,7 @@ import os
 import time
 
 from ..errors import Error
+from ..record_format import JSONValue
 
 
 class UsageError(Error):
@@ -21,3 +22,9 @@ def require_root() -> None:
 
 def date(epoch: object) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(int(epoch))) if isinstance(epoch, int) else "-"
+
+
+def names_of(row: dict[str, JSONValue]) -> str:
+    """A summary's `names` list as text (the summary came from a worker: untrusted)."""
+    names = row.get("names")
+    return ", ".join(str(n) for n in names) if isinstance(names, list) else ""

@@ -9,7 +9,7 @@ from typing import Any
 from ..config import KEY_TYPES, Settings
 from ..errors import Error
 from ..impersonate import JSONValue
-from .common import date, require_root
+from .common import date, names_of, require_root
 
 
 def _run(settings: Settings, user: str, job: Any) -> JSONValue:
@@ -27,12 +27,12 @@ def cmd_ssl_issue(settings: Settings, args: argparse.Namespace) -> int:
         from ..issuance import Issuer
 
         issuer = Issuer(ctx.api, ctx.store, ctx.settings, contact_email=ctx.account.email or None)
-        return issuer.issue(names, key_type).summary()  # type: ignore[return-value]
+        return issuer.issue(names, key_type).summary()
 
     result = _run(settings, args.user, job)
     if not isinstance(result, dict):
         raise Error("the worker sent back an unexpected summary")
-    shown = ", ".join(str(n) for n in result.get("names") or [])  # type: ignore[union-attr]
+    shown = names_of(result)
     how = (
         "Installed the saved certificate"
         if result.get("reused_saved")
@@ -64,7 +64,7 @@ def cmd_ssl_list(settings: Settings, args: argparse.Namespace) -> int:
     for row in rows:
         if not isinstance(row, dict):
             continue
-        names = ", ".join(str(n) for n in row.get("names") or [])  # type: ignore[union-attr]
+        names = names_of(row)
         managed = "yes" if row.get("managed") else "-"
         print(f"{row.get('vhost')!s:32} {managed:6} {row.get('label')!s:36} {names}")
     return 0
@@ -76,7 +76,7 @@ def cmd_ssl_reinstall(settings: Settings, args: argparse.Namespace) -> int:
     def job(ctx: Any) -> JSONValue:
         from ..issuance import Issuer
 
-        return Issuer(ctx.api, ctx.store, ctx.settings).reinstall(vhost).summary()  # type: ignore[return-value]
+        return Issuer(ctx.api, ctx.store, ctx.settings).reinstall(vhost).summary()
 
     result = _run(settings, args.user, job)
     expires = date(result.get("not_after")) if isinstance(result, dict) else "-"
@@ -98,6 +98,43 @@ def cmd_ssl_remove(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ssl_renew(settings: Settings, args: argparse.Namespace) -> int:
+    force: bool = args.force
+    only: str | None = args.vhost
+
+    def job(ctx: Any) -> JSONValue:
+        from ..user_renewal import renew_user
+
+        outcomes = renew_user(
+            ctx.api,
+            ctx.store,
+            ctx.settings,
+            contact_email=ctx.account.email or None,
+            force=force,
+            only_vhost=only,
+        )
+        return [o.summary() for o in outcomes]
+
+    rows = _run(settings, args.user, job)
+    if not isinstance(rows, list):
+        raise Error("the worker sent back an unexpected summary")
+    failed = 0
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        action = str(row.get("action"))
+        line = f"{row.get('vhost')}: {action.replace('_', ' ')}"
+        if action in ("renewed", "reinstalled", "not_due"):
+            line += f" (expires {date(row.get('not_after'))})"
+        if row.get("error"):
+            failed += 1
+            line += f": {row.get('error')}"
+        print(line)
+    if not rows:
+        print(f"{args.user} has no certificates from this plugin.")
+    return 1 if failed else 0
+
+
 def register(top: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ssl = top.add_parser("ssl", help="a user's certificates")
     ssl_sub = ssl.add_subparsers(dest="action", required=True)
@@ -114,6 +151,11 @@ def register(top: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--user", required=True)
     p.add_argument("vhost", metavar="VHOST")
     p.set_defaults(func=cmd_ssl_reinstall)
+    p = ssl_sub.add_parser("renew", help="renew the user's certificates that are due now")
+    p.add_argument("--user", required=True)
+    p.add_argument("--force", action="store_true", help="renew even what is not due")
+    p.add_argument("--vhost", default=None, help="only this website")
+    p.set_defaults(func=cmd_ssl_renew)
     p = ssl_sub.add_parser("remove", help="remove the plugin's certificate from a website")
     p.add_argument("--user", required=True)
     p.add_argument("vhost", metavar="VHOST")

@@ -1,0 +1,131 @@
+"""One user's renewals, decided and done as that user (in a worker; see user_jobs.py).
+
+For each certificate in the user's record: renew it when less than `renewal_fraction` of its
+lifetime is left (same key, same names minus the names the user no longer owns); reinstall the
+saved one when it went missing from its vhost but is still good; leave it alone, marked
+`replaced`, when someone else's certificate now sits on the vhost; stop when none of its names
+belong to the account any more. One vhost failing never stops the others.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .certificates import host_for, renewal_due
+from .config import Settings
+from .cpanel.models import InstalledHost, Vhost
+from .cpanel.uapi import UserAPI
+from .errors import Error
+from .issuance import Issuer, Progress
+from .record_format import STATE_INSTALLED, STATE_REPLACED, CertificateEntry, JSONValue
+from .store import RecordStore
+
+RENEWED = "renewed"
+REINSTALLED = "reinstalled"
+NOT_DUE = "not_due"
+REPLACED = "replaced"
+NAMES_GONE = "names_gone"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RenewalOutcome:
+    vhost: str
+    action: str
+    names: tuple[str, ...] = ()
+    not_after: int = 0
+    error: str = ""
+    error_kind: str = ""
+
+    def summary(self) -> dict[str, JSONValue]:
+        return {
+            "vhost": self.vhost,
+            "action": self.action,
+            "names": list[JSONValue](self.names),
+            "not_after": self.not_after,
+            "error": self.error,
+            "error_kind": self.error_kind,
+        }
+
+
+def _is_ours(host: InstalledHost | None, entry: CertificateEntry) -> bool:
+    if host is None:
+        return False
+    if entry.cert_id and host.certificate.id == entry.cert_id:
+        return True
+    return "".join(host.certificate_pem.split()) == "".join(entry.cert_pem.split())
+
+
+def _owned_names(entry: CertificateEntry, vhosts: list[Vhost]) -> tuple[Vhost | None, list[str]]:
+    vhost = next((v for v in vhosts if v.domain == entry.vhost), None)
+    if vhost is None:
+        return None, []
+    owned = {n.lower() for n in vhost.names}
+    return vhost, [n for n in entry.names if n.lower() in owned]
+
+
+def renew_user(
+    api: UserAPI,
+    store: RecordStore,
+    settings: Settings,
+    *,
+    contact_email: str | None = None,
+    force: bool = False,
+    only_vhost: str | None = None,
+    now: float | None = None,
+    progress: Progress | None = None,
+) -> list[RenewalOutcome]:
+    """Renew what is due among this user's plugin certificates; one outcome per certificate.
+
+    Holds the user's lock throughout (a click on the cPanel page waits for it)."""
+    when = time.time() if now is None else now
+    issuer = Issuer(api, store, settings, contact_email=contact_email, progress=progress)
+    vhosts = api.domains_data()
+    hosts = api.installed_hosts()
+    outcomes: list[RenewalOutcome] = []
+    with store.locked() as txn:
+        for key in sorted(txn.record.certificates):
+            entry = txn.record.certificates[key]
+            if only_vhost is not None and key != only_vhost:
+                continue
+            vhost, names = _owned_names(entry, vhosts)
+            if vhost is None or not names:
+                outcomes.append(RenewalOutcome(key, NAMES_GONE, tuple(entry.names)))
+                continue
+            host = host_for(vhost, hosts)
+            ours = _is_ours(host, entry)
+            foreign = host is not None and not ours and not host.certificate.is_self_signed
+            if foreign and not force:
+                if entry.state != STATE_REPLACED:
+                    entry.state = STATE_REPLACED
+                    txn.save()
+                outcomes.append(RenewalOutcome(key, REPLACED, tuple(names), entry.not_after))
+                continue
+            due = force or renewal_due(
+                entry.not_before, entry.not_after, when, settings.renewal_fraction
+            )
+            try:
+                if not due and ours and entry.state == STATE_INSTALLED:
+                    outcomes.append(RenewalOutcome(key, NOT_DUE, tuple(names), entry.not_after))
+                    continue
+                if not due:
+                    # Still good but missing from its vhost (or never installed): put it back.
+                    result = issuer.install(txn, entry, reused=True)
+                    outcomes.append(
+                        RenewalOutcome(key, REINSTALLED, tuple(result.names), result.not_after)
+                    )
+                    continue
+                kind = entry.key_type or settings.default_key_type
+                fresh = issuer.order(txn, vhost, names, kind, key_pem=entry.key_pem)
+                result = issuer.install(txn, fresh, reused=False)
+                outcomes.append(RenewalOutcome(key, RENEWED, tuple(result.names), result.not_after))
+            except Error as exc:
+                outcomes.append(
+                    RenewalOutcome(
+                        key, FAILED, tuple(names), entry.not_after, str(exc), type(exc).__name__
+                    )
+                )
+        txn.record.last_renewal_check = int(when)
+        txn.save()
+    return outcomes
