@@ -21,6 +21,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -32,6 +33,9 @@ DEFAULT_TIME_LIMIT = 120.0
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Headers cpsrvd does not hand to CGIs: credentials, and `Proxy` (httpoxy).
 _HIDDEN_HEADERS = {"authorization", "proxy", "content-type", "content-length"}
+# Process groups of the pages running now, so a stopping server leaves none behind.
+_running: set[int] = set()
+_running_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -246,6 +250,8 @@ def run_cgi(
         except OSError as exc:
             print(f"pagehost: cannot run {req.script}: {exc}", file=sys.stderr)
             return error_response(500, "The script could not be run.")
+        with _running_lock:
+            _running.add(proc.pid)
         try:
             out, err = proc.communicate(req.body, timeout=time_limit)
         except subprocess.TimeoutExpired:
@@ -254,6 +260,8 @@ def run_cgi(
             proc.communicate()
             return error_response(504, "The script did not answer in time.")
         finally:
+            with _running_lock:
+                _running.discard(proc.pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)  # whatever it left behind
     if err:
@@ -261,6 +269,15 @@ def run_cgi(
     if not out and proc.returncode != 0:
         return error_response(500, f"The script exited with status {proc.returncode}.")
     return parse_cgi_output(out)
+
+
+def kill_running_pages() -> None:
+    """Kill every page still running (the server is stopping)."""
+    with _running_lock:
+        groups = list(_running)
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
 def _log_stderr(root: Path, script: Path, err: bytes) -> None:

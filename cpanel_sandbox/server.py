@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cpanel_sandbox import cpsrvd, faults, liveapi, sites
+from cpanel_sandbox import cpsrvd, faults, liveapi, pagehost, sites
 from letsencrypt_cpanel.config import update_config
 
 
@@ -111,6 +111,7 @@ def serve(
         for server in servers:
             server.shutdown()
     finally:
+        pagehost.kill_running_pages()
         for server in servers:
             with contextlib.suppress(OSError):
                 server.server_close()
