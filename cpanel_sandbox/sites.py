@@ -48,10 +48,15 @@ class QuietHandlerMixin:
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         handler: Any = self
         method = getattr(handler, "command", None) or "-"
-        sys.stderr.write(f"{handler.server.name}: {method} {redact(handler.path)} {code}\n")
+        path = redact(getattr(handler, "path", "") or "-")
+        sys.stderr.write(f"{handler.server.name}: {method} {path} {code}\n")
 
     def log_message(self, format: str, *args: Any) -> None:
-        sys.stderr.write(f"{getattr(self, 'server', None).__class__.__name__}: {format % args}\n")
+        # Error lines quote the raw request line: drop every query string and session token.
+        text = re.sub(r"\?[^\s'\"]*", "?…", format % args)
+        text = re.sub(r"/cpsess\d+", "/cpsess…", text)
+        name = getattr(getattr(self, "server", None), "name", "sandbox")
+        sys.stderr.write(f"{name}: {text}\n")
 
 
 class LoopbackHTTPServer(ThreadingHTTPServer):

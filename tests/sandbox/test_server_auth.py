@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from tests.fixtures.sandbox import RunningSandbox
@@ -167,3 +169,24 @@ def test_bare_logout_ends_the_session_of_the_referring_page(
     )
     assert bye.status == 200
     assert sandbox.uapi(session, "DomainInfo", "list_domains", {}).status == 401
+
+
+def test_no_secret_reaches_the_server_log(sandbox: RunningSandbox, users: tuple[str, str]) -> None:
+    url = sandbox.login_url(users[0])
+    secret = url.split("session=", 1)[1]
+    path = url.split(str(sandbox.cpanel_port), 1)[1]
+    reply = sandbox.request(sandbox.cpanel_port, "GET", path)
+    cookie = (reply.header("Set-Cookie") or "").split(";", 1)[0].split("=", 1)[1]
+    token = (reply.header("Location") or "").split("/")[1]
+    sandbox.request(sandbox.cpanel_port, "GET", f"/{token}/execute/X/y?key=SECRETKEY")
+    # A malformed request line is logged by the stdlib as an error: it must be redacted too.
+    with (
+        socket.create_connection(("127.0.0.1", sandbox.cpanel_port), timeout=10) as raw,
+        sandbox.tls_context().wrap_socket(raw) as tls,
+    ):
+        tls.sendall(b"GET /x?key=SECRETKEY2 HTTP/9.9\r\n\r\n")
+        assert b"Error" in tls.recv(200)
+    log = (sandbox.root / "var/cpanel/sandbox.log").read_text(encoding="utf-8")
+    assert "cpaneld: GET /cpsess…/login/ 302" in log
+    for value in (secret, cookie, token, sandbox.whm_token, "SECRETKEY"):
+        assert value not in log
