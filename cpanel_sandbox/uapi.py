@@ -68,7 +68,9 @@ def dispatch(
         status, errors = 0, exc.errors
         if exc.data is not None:
             result.data = exc.data
-    except (OSError, ValueError) as exc:  # a die inside the function (_handle_eval_fail)
+    # Any die inside a function becomes status 0 with its text (S1 Cpanel/API.pm
+    # _handle_eval_fail), so a malformed hand-written file fails the call, not the server.
+    except Exception as exc:
         status, errors = 0, [f"{exc}"]
     return {
         "status": status,

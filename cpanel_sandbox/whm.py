@@ -44,7 +44,8 @@ def dispatch(
             out["data"] = data
     except Failed as exc:
         meta.update(result=0, reason=str(exc))
-    except (layout.ApiError, certs.BadPEM, OSError, ValueError) as exc:
+    # A throw becomes `API failure: <text>` (S1 Whostmgr/API/1/Data/Wrapper.pm execute_internal).
+    except Exception as exc:
         meta.update(result=0, reason=f"API failure: {exc}")
     return out
 

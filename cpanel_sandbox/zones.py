@@ -10,6 +10,7 @@ import re
 import shlex
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
-def write_new_zone(root: Path, zone: str, host: str, *, extra_labels: list[str] = ()) -> None:  # type: ignore[assignment]
+def write_new_zone(root: Path, zone: str, host: str, *, extra_labels: Sequence[str] = ()) -> None:
     """A fresh zone as cPanel makes it: SOA (serial YYYYMMDDNN), NS, A records to the sandbox."""
     serial = time.strftime("%Y%m%d") + "01"
     lines = [

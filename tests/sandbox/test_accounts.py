@@ -198,3 +198,9 @@ def test_an_account_written_by_hand_works(root: Path, ca: TestCA) -> None:
     assert any(e.get("record_type") == "SOA" for e in zone)
     users = [a["user"] for a in whm.dispatch(root, "root", "listaccts", {})["data"]["acct"]]
     assert users == ["dave"]
+
+
+def test_a_broken_hand_written_file_fails_the_call_not_the_server(root: Path, alice: str) -> None:
+    (layout.userdata_dir(root, alice) / "main").write_text("main_domain: [unclosed\n")
+    body = call(root, alice, "DomainInfo", "list_domains")
+    assert body["status"] == 0 and body["errors"] and body["data"] is None
