@@ -14,9 +14,11 @@ TLS to cPanel is pinned to cPanel's own service certificate (`PinnedTLS`, `load_
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .commandline import CommandLineTransport
 from .envelope import Args, UapiCallFailed, UapiTransport, WhmTransport
-from .https import PinnedHttpsClient, WhmHttpsTransport, build_whm_api
 from .liveapi import LiveAPITransport, build_liveapi_from_env
 from .models import (
     Account,
@@ -35,10 +37,33 @@ from .models import (
     ZoneLine,
     soa_serial,
 )
-from .session import SessionUapiTransport, user_session
-from .tls import PinnedTLS, load_pinned_tls
 from .uapi import UserAPI
 from .whm import WhmAPI
+
+if TYPE_CHECKING:
+    from .https import PinnedHttpsClient, WhmHttpsTransport, build_whm_api
+    from .session import SessionUapiTransport, user_session
+    from .tls import PinnedTLS, load_pinned_tls
+
+# The HTTPS transports pull in `requests` and `cryptography`; the cPanel page is a CGI started
+# per request that only needs LiveAPI, so these load on first use (PEP 562).
+_LAZY = {
+    "PinnedHttpsClient": "https",
+    "WhmHttpsTransport": "https",
+    "build_whm_api": "https",
+    "SessionUapiTransport": "session",
+    "user_session": "session",
+    "PinnedTLS": "tls",
+    "load_pinned_tls": "tls",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "Account",
