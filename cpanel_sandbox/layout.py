@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -171,7 +172,7 @@ def write_file(
 ) -> None:
     """Write through a temp file and rename, so a concurrent reader sees old or new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     data = text.encode("utf-8") if isinstance(text, str) else text
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,9 @@ from cpanel_sandbox import accounts, certs, layout
 
 if TYPE_CHECKING:
     from cpanel_sandbox.uapi import Result
+
+# ssl.db is read, changed and written back; the servers call in from many threads.
+_DB_LOCK = threading.RLock()
 
 
 def service_pem_path(root: Path) -> Path:
@@ -140,40 +144,42 @@ def _write_db(root: Path, user: str, db: dict[str, dict[str, Any]]) -> None:
 
 def save_key(root: Path, user: str, key_text: str, friendly_name: str) -> dict[str, Any]:
     """Store a key if not already there; returns its record (with `id`)."""
-    key = certs.load_key(key_text)
-    kid = certs.key_id(key.public_key())
-    db = read_db(root, user)
-    if kid not in db["key"]:
-        base, uid, gid = _ssl_home(root, user)
-        _mkdir(base / "keys", uid, gid)
-        layout.write_file(
-            base / "keys" / f"{kid}.key", certs.key_pem(key), mode=0o600, uid=uid, gid=gid
-        )
-        record = {"friendly_name": friendly_name, "created": int(time.time())}
-        record.update(certs.public_key_facts(key.public_key()))
-        db["key"][kid] = record
-        _write_db(root, user, db)
-    return {"id": kid, **db["key"][kid]}
+    with _DB_LOCK:
+        key = certs.load_key(key_text)
+        kid = certs.key_id(key.public_key())
+        db = read_db(root, user)
+        if kid not in db["key"]:
+            base, uid, gid = _ssl_home(root, user)
+            _mkdir(base / "keys", uid, gid)
+            layout.write_file(
+                base / "keys" / f"{kid}.key", certs.key_pem(key), mode=0o600, uid=uid, gid=gid
+            )
+            record = {"friendly_name": friendly_name, "created": int(time.time())}
+            record.update(certs.public_key_facts(key.public_key()))
+            db["key"][kid] = record
+            _write_db(root, user, db)
+        return {"id": kid, **db["key"][kid]}
 
 
 def save_cert(root: Path, user: str, cert_text: str, friendly_name: str) -> dict[str, Any]:
-    cert = certs.load_cert(cert_text)
-    cid = certs.cert_id(cert)
-    db = read_db(root, user)
-    if cid not in db["certificate"]:
-        base, uid, gid = _ssl_home(root, user)
-        _mkdir(base / "certs", uid, gid)
-        pem = certs.cert_pem(cert)
-        layout.write_file(base / "certs" / f"{cid}.crt", pem, mode=0o644, uid=uid, gid=gid)
-        facts = certs.cert_facts(cert)
-        facts.pop("id")
-        db["certificate"][cid] = {
-            "friendly_name": friendly_name,
-            "created": int(time.time()),
-            **facts,
-        }
-        _write_db(root, user, db)
-    return {"id": cid, **db["certificate"][cid]}
+    with _DB_LOCK:
+        cert = certs.load_cert(cert_text)
+        cid = certs.cert_id(cert)
+        db = read_db(root, user)
+        if cid not in db["certificate"]:
+            base, uid, gid = _ssl_home(root, user)
+            _mkdir(base / "certs", uid, gid)
+            pem = certs.cert_pem(cert)
+            layout.write_file(base / "certs" / f"{cid}.crt", pem, mode=0o644, uid=uid, gid=gid)
+            facts = certs.cert_facts(cert)
+            facts.pop("id")
+            db["certificate"][cid] = {
+                "friendly_name": friendly_name,
+                "created": int(time.time()),
+                **facts,
+            }
+            _write_db(root, user, db)
+        return {"id": cid, **db["certificate"][cid]}
 
 
 def stored_key_for(root: Path, user: str, cert_text: str) -> str | None:
@@ -192,21 +198,22 @@ def list_records(root: Path, user: str, kind: str) -> list[dict[str, Any]]:
 
 def delete_records(root: Path, user: str, kind: str, **search: str) -> list[dict[str, Any]]:
     """Remove the first record matching id or friendly_name; [] when nothing matches."""
-    db = read_db(root, user)
-    for rid, rec in sorted(db[kind].items()):
-        if search.get("id") == rid or search.get("friendly_name") == rec.get("friendly_name"):
-            del db[kind][rid]
-            _write_db(root, user, db)
-            base, _, _ = _ssl_home(root, user)
-            path = (
-                base
-                / ("keys" if kind == "key" else "certs")
-                / (f"{rid}.key" if kind == "key" else f"{rid}.crt")
-            )
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            return [{"id": rid, **rec}]
-    return []
+    with _DB_LOCK:
+        db = read_db(root, user)
+        for rid, rec in sorted(db[kind].items()):
+            if search.get("id") == rid or search.get("friendly_name") == rec.get("friendly_name"):
+                del db[kind][rid]
+                _write_db(root, user, db)
+                base, _, _ = _ssl_home(root, user)
+                path = (
+                    base
+                    / ("keys" if kind == "key" else "certs")
+                    / (f"{rid}.key" if kind == "key" else f"{rid}.crt")
+                )
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                return [{"id": rid, **rec}]
+        return []
 
 
 # ---- UAPI SSL:: functions (§2) ----------------------------------------------------------------
