@@ -314,6 +314,29 @@ def _api_token_create(root: Path, authuser: str, args: layout.Args, meta: dict[s
     return create_token(root, authuser, name, acls, int(expires) if expires else None)
 
 
+def _api_token_list(root: Path, authuser: str, args: layout.Args, meta: dict[str, Any]) -> Any:
+    """Tokens keyed by name, without their hashes (S3 api_token_list)."""
+    tokens = _read_tokens(root, authuser).values()
+    keep = ("name", "create_time", "acls", "expires_at", "whitelist_ips")
+    return {"tokens": {t["name"]: {k: t.get(k) for k in keep} for t in tokens if "name" in t}}
+
+
+def _api_token_revoke(root: Path, authuser: str, args: layout.Args, meta: dict[str, Any]) -> Any:
+    """Revoke tokens by name (`token_name`, `token_name-1`, ...); unknown names fail (S3)."""
+    names = args.get_multiple("token_name")
+    if not names:
+        raise layout.ApiError("The parameter “token_name” is required.")
+    tokens = _read_tokens(root, authuser)
+    known = {t.get("name") for t in tokens.values()}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise layout.ApiError(f"The API token “{missing[0]}” does not exist.")
+    kept = {h: t for h, t in tokens.items() if t.get("name") not in names}
+    path = layout.api_tokens_file(root, authuser)
+    layout.write_file(path, json.dumps({"tokens": kept}, indent=1), mode=0o600)
+    return None
+
+
 Handler = Callable[[Path, str, layout.Args, dict[str, Any]], Any]
 FUNCTIONS: dict[str, Handler] = {
     "listaccts": _listaccts,
@@ -323,5 +346,7 @@ FUNCTIONS: dict[str, Handler] = {
     "fetch_service_ssl_components": _fetch_service_ssl_components,
     "install_service_ssl_certificate": _install_service_ssl_certificate,
     "api_token_create": _api_token_create,
+    "api_token_list": _api_token_list,
+    "api_token_revoke": _api_token_revoke,
     "gethostname": _gethostname,
 }
