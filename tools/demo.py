@@ -53,7 +53,8 @@ def main() -> int:
         shutil.rmtree(DEMO_ROOT)
     DEMO_ROOT.mkdir(mode=0o755, parents=True)
     DEMO_ROOT.chmod(0o755)
-    http_port = 5002 if _port_free(5002) else free_port()
+    # A free port rather than 5002: a demo must not collide with a test run or another sandbox.
+    http_port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="pebble-", dir="/var/tmp"))
     print(f"Starting Pebble (ACME) and the cPanel sandbox under {DEMO_ROOT} ...")
     pebble = start_pebble(workdir, http_port=http_port)
@@ -103,15 +104,6 @@ def main() -> int:
         if sandbox is not None:
             sandbox.stop()
         pebble.stop()
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 if __name__ == "__main__":
