@@ -210,10 +210,15 @@ def cert_facts(cert: x509.Certificate) -> dict[str, Any]:
 
 
 def make_self_signed(
-    common: str, dns_names: Sequence[str], ips: Sequence[str] = (), days: int = 365
+    common: str,
+    dns_names: Sequence[str],
+    ips: Sequence[str] = (),
+    days: int = 365,
+    key: PrivateKey | None = None,
 ) -> tuple[str, str]:
-    """(certificate PEM, key PEM) of a fresh self-signed RSA 2048 certificate."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    """(certificate PEM, key PEM) of a self-signed certificate; a fresh RSA 2048 key by default."""
+    if key is None:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
     now = datetime.datetime.now(datetime.timezone.utc)
     alt: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from cpanel_sandbox import certs, layout, sslstorage
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,11 +77,16 @@ SERVICE_DESCRIPTIONS = {
 
 
 def ensure_service_certs(root: Path, hostname: str) -> None:
-    """Self-signed service certificates for the hostname, where none is installed yet."""
+    """Self-signed service certificates for the hostname, where none is installed yet.
+
+    One RSA key serves the four certificates (key generation is what makes `init` slow)."""
+    key = None
     for service in SERVICE_FILES:
         if read_service(root, service) is None:
-            crt, key = certs.make_self_signed(hostname, [hostname, "localhost"], ["127.0.0.1"])
-            write_service(root, service, crt, key, "")
+            key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            names = [hostname, "localhost"]
+            crt, key_pem = certs.make_self_signed(hostname, names, ["127.0.0.1"], key=key)
+            write_service(root, service, crt, key_pem, "")
 
 
 def read_service(root: Path, service: str) -> tuple[str, str, str] | None:
