@@ -29,9 +29,9 @@ def decode_value(text: str) -> str:
 def _split(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     options: dict[str, str] = {}
     rest: list[str] = []
-    for arg in argv:
-        if arg.startswith("--") and not rest:
-            name, _, value = arg[2:].partition("=")
+    for arg in argv:  # options may come anywhere, as with cPanel's Getopt-based tools
+        name, _, value = arg[2:].partition("=")
+        if arg.startswith("--") and name in ("user", "output"):
             options[name] = value
         else:
             rest.append(arg)

@@ -121,6 +121,8 @@ def test_uapi_as_root_wraps_the_result(root: Path, alice: str) -> None:
     assert list(out["result"]["data"]) == ["home", "contact_email", "contact_email_2"]
     code, out, err = tool(root, "uapi", "--output=json", "DomainInfo", "list_domains")
     assert code == 1 and out is None and "--user" in err
+    code, out, _ = tool(root, "uapi", "DomainInfo", "list_domains", "--output=json", "--user=alice")
+    assert code == 0 and out["result"]["status"] == 1
 
 
 @needs_root
