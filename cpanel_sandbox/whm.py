@@ -75,7 +75,7 @@ def visible_users(root: Path, authuser: str) -> list[str]:
     users = accounts.list_users(root)
     if authuser == "root" or "all" in resellers(root).get(authuser, []):
         return users
-    return [u for u in users if accounts.cpuser(root, u).get("OWNER") == authuser or u == authuser]
+    return [u for u in users if accounts.cpuser(root, u).get("OWNER") == authuser]
 
 
 def acct_record(root: Path, user: str) -> dict[str, Any]:
