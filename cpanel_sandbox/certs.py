@@ -127,7 +127,7 @@ def _cn_for_filesystem(cn: str) -> str:
 
 def cert_id(cert: x509.Certificate) -> str:
     """cPanel's certificate id (§4): CN, key fragment, not_after epoch, md5 of the PEM."""
-    cn = _cn_for_filesystem(common_name(cert.subject) or next(iter(cert_domains(cert)), ""))
+    cn = _cn_for_filesystem(common_name(cert.subject) or "")  # "" without a CN, as S1 does
     not_after = int(_not_after(cert).timestamp())
     digest = hashlib.md5(cert_pem(cert).strip().encode()).hexdigest()
     pub = cert.public_key()
