@@ -88,10 +88,13 @@ def covers(cert_names: Sequence[str], name: str) -> bool:
     return bool(parent) and f"*.{parent}" in lowered
 
 
-def renewal_due(not_before: int, not_after: int, now: float, fraction: float) -> bool:
-    """Due when less than `fraction` of the lifetime is left (30 of 90 days for 1/3)."""
+def renewal_due(
+    not_before: int, not_after: int, now: float, fraction: float, *, days: int = 0
+) -> bool:
+    """Due when less than `fraction` of the lifetime is left (30 of 90 days for 1/3), or fewer
+    than `days` days (the setting `renewal_days`, FleetSSL's countdown; 0 = off)."""
     lifetime = max(not_after - not_before, 1)
-    return not_after - now < lifetime * fraction
+    return not_after - now < max(lifetime * fraction, days * 86400)
 
 
 def host_for(vhost: Vhost, hosts: Sequence[InstalledHost]) -> InstalledHost | None:

@@ -22,6 +22,8 @@ from .errors import ConfigError
 CONFIG_PATH = "/etc/letsencrypt-cpanel.conf"
 SECRETS_PATH = "/etc/letsencrypt-cpanel.secrets"
 STATE_DIR = "/var/lib/letsencrypt-cpanel"
+DAEMON_PID_PATH = "/var/run/letsencrypt-cpanel.pid"
+DAEMON_LOG_PATH = "/var/log/letsencrypt-cpanel.log"
 
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -55,6 +57,31 @@ class Settings:
     order_deadline: float = 90.0
     max_names_per_certificate: int = 100
     eab_kid: str = ""
+    # -- the daemon (renewal.py, notify.py, hooks.py) --
+    # Hours between two renewal cycles (SIGUSR1 starts one at once).
+    renewal_interval_hours: float = 12.0
+    # Days between two sweeps of every account (accounts restored or transferred in).
+    full_sweep_days: float = 7.0
+    # Users renewed at the same time, each in a worker of its own.
+    parallel_workers: int = 4
+    # Also renew when fewer than this many days are left (FleetSSL's renewal_countdown_days);
+    # 0 = the lifetime fraction alone decides.
+    renewal_days: int = 0
+    # Mail: "" = the local MTA (`sendmail_path -t -i`); else this SMTP server (password: secrets).
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_starttls: bool = True
+    # A PEM bundle trusted for the SMTP server's certificate ("" = the system's trust store).
+    smtp_ca_bundle: str = ""
+    sendmail_path: str = "/usr/sbin/sendmail"
+    # The From: address ("" = letsencrypt-cpanel@ the server's hostname).
+    mail_from: str = ""
+    send_success_mail: bool = True
+    send_failure_mail: bool = True
+    # An executable run as root after a cycle that renewed something; JSON summary on stdin.
+    post_renewal_hook: str = ""
+    hook_timeout: float = 60.0
 
     def path(self, absolute: str) -> Path:
         """Map a fixed absolute path (e.g. `/etc/passwd`) under the root prefix."""
@@ -71,6 +98,15 @@ class Settings:
     @property
     def state_dir(self) -> Path:
         return self.path(STATE_DIR)
+
+    @property
+    def daemon_pid_file(self) -> Path:
+        """The daemon's pid file (written when it runs detached, under SysVinit)."""
+        return self.path(DAEMON_PID_PATH)
+
+    @property
+    def daemon_log_file(self) -> Path:
+        return self.path(DAEMON_LOG_PATH)
 
     @property
     def cpanel_service_pem(self) -> Path:
@@ -120,10 +156,20 @@ def validate(name: str, value: Any) -> Any:
     coerced = _coerce(name, value)
     if name == "default_key_type" and coerced not in KEY_TYPES:
         raise ConfigError(f"default_key_type must be one of {', '.join(KEY_TYPES)}")
-    if name in ("cpanel_port", "whm_port", "http_port") and not 0 < coerced < 65536:
+    if name in ("cpanel_port", "whm_port", "http_port", "smtp_port") and not 0 < coerced < 65536:
         raise ConfigError(f"{name} must be a port number (1-65535)")
     if name == "renewal_fraction" and not 0 < coerced < 1:
         raise ConfigError("renewal_fraction must be between 0 and 1")
+    positive = ("renewal_interval_hours", "full_sweep_days", "hook_timeout", "worker_timeout")
+    if name in positive and not coerced > 0:
+        raise ConfigError(f"{name} must be a positive number")
+    if name == "parallel_workers" and not 1 <= coerced <= 64:
+        raise ConfigError("parallel_workers must be between 1 and 64")
+    if name == "renewal_days" and not 0 <= coerced <= 365:
+        raise ConfigError("renewal_days must be between 0 and 365")
+    paths = ("post_renewal_hook", "sendmail_path", "smtp_ca_bundle")
+    if name in paths and coerced and not str(coerced).startswith("/"):
+        raise ConfigError(f"{name} must be an absolute path")
     if name == "acme_directory" and not str(coerced).startswith(("https://", "http://")):
         raise ConfigError("acme_directory must be an https:// URL")
     return coerced

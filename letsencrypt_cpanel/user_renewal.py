@@ -103,7 +103,11 @@ def renew_user(
                 outcomes.append(RenewalOutcome(key, REPLACED, tuple(names), entry.not_after))
                 continue
             due = force or renewal_due(
-                entry.not_before, entry.not_after, when, settings.renewal_fraction
+                entry.not_before,
+                entry.not_after,
+                when,
+                settings.renewal_fraction,
+                days=settings.renewal_days,
             )
             try:
                 if not due and ours and entry.state == STATE_INSTALLED:

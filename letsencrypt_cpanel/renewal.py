@@ -1,0 +1,399 @@
+"""The daemon's renewal cycle, root's side: who has work, a worker per user, then the bookkeeping.
+
+Root decides without opening a user's file (ARCHITECTURE.md, "Who runs what, and as whom"): from
+its own state (state.py: what workers reported before, failures and their backoff) and from WHM
+(`listaccts`: who exists and is suspended; `fetch_ssl_vhosts`: which certificates are installed,
+by whom issued, until when). Every account gets a worker at the weekly full sweep, and on the
+first cycle. The work itself, as the user, is `user_renewal.renew_user`; its summary comes back
+through `impersonate` and is read here as untrusted input (`parse_report`).
+
+Several users run at once (threads, each forking its own worker with a hard timeout); the state,
+mail and hook are handled in the calling thread only, one finished user at a time, so a `kill -9`
+at any moment loses at most the bookkeeping of users whose workers had not reported yet: their
+records are whole (written by the workers, atomically), and the next cycle sees them again.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from .certificates import renewal_due
+from .config import Settings, load_secrets
+from .cpanel.models import Account, SslVhost
+from .errors import Error, WorkerError
+from .hooks import run_hook
+from .impersonate import JSONValue
+from .keys import certificate_facts
+from .mail_transport import MailError, MailTransport, build_transport
+from .names import usable_email
+from .notify import MailItem, TemplateError, compose, default_sender, plan_mails
+from .state import DAY, StateDB, UserReport, VhostReport
+from .user_jobs import JobContext, RootSide
+from .user_renewal import NAMES_GONE, REPLACED, renew_user
+
+log = logging.getLogger(__name__)
+
+OK_STATUSES = frozenset({"renewed", "reinstalled", "not_due"})
+TERMINAL_STATUSES = frozenset({REPLACED, NAMES_GONE})
+LAST_FULL_SWEEP = "last_full_sweep"
+
+
+@dataclass(frozen=True)
+class UserWork:
+    """One user to run a worker for, why, and which vhosts to leave alone (backing off)."""
+
+    user: str
+    reasons: tuple[str, ...]
+    skip: frozenset[str] = frozenset()
+
+
+@dataclass
+class CycleResult:
+    full_sweep: bool = False
+    users_run: list[str] = field(default_factory=list)
+    suspended: list[str] = field(default_factory=list)
+    renewed: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    user_failures: dict[str, str] = field(default_factory=dict)
+    mails_sent: int = 0
+    stopped_early: bool = False
+    # When the earliest backoff ends (0 = none): the daemon wakes then, not only every 12 h.
+    next_retry: int = 0
+
+
+# -- as the user ---------------------------------------------------------------------------------
+
+
+def _issuer_of(cert_pem: str) -> str:
+    if not cert_pem:
+        return ""
+    try:
+        return certificate_facts(cert_pem).issuer_common_name
+    except (ValueError, TypeError):
+        return ""
+
+
+def renewal_job(skip: frozenset[str], now: float) -> Callable[[JobContext], JSONValue]:
+    """The job a worker runs as the user: renew what is due (except `skip`), then report each
+    certificate with the facts root keeps (no key, no PEM) and the user's `disable_mail`."""
+
+    def job(ctx: JobContext) -> JSONValue:
+        def renew(only: str | None) -> list[JSONValue]:
+            outcomes = renew_user(
+                ctx.api,
+                ctx.store,
+                ctx.settings,
+                contact_email=ctx.account.email or None,
+                only_vhost=only,
+                now=now,
+            )
+            return [o.summary() for o in outcomes]
+
+        if skip:
+            rows: list[JSONValue] = []
+            for key in sorted(ctx.store.load().certificates):
+                if key not in skip:
+                    rows.extend(renew(key))
+        else:
+            rows = renew(None)
+        record = ctx.store.load()
+        for row in rows:
+            assert isinstance(row, dict)
+            entry = record.certificates.get(str(row.get("vhost")))
+            row["not_before"] = entry.not_before if entry else 0
+            row["issuer"] = _issuer_of(entry.cert_pem) if entry else ""
+        return {"disable_mail": record.disable_mail, "outcomes": rows}
+
+    return job
+
+
+# -- who has work --------------------------------------------------------------------------------
+
+
+def _due(settings: Settings, not_before: int, not_after: int, now: float) -> bool:
+    return renewal_due(
+        not_before, not_after, now, settings.renewal_fraction, days=settings.renewal_days
+    )
+
+
+def plan_work(
+    accounts: list[Account],
+    ssl_vhosts: list[SslVhost],
+    db: StateDB,
+    settings: Settings,
+    now: float,
+    *,
+    full_sweep: bool,
+) -> tuple[list[UserWork], list[str]]:
+    """(users with work, suspended users skipped). Reads only root's state and WHM's answers."""
+    issuers = db.issuers()
+    users = db.users()
+    installed: dict[str, list[SslVhost]] = {}
+    for sv in ssl_vhosts:
+        installed.setdefault(sv.user, []).append(sv)
+    work: list[UserWork] = []
+    suspended: list[str] = []
+    for account in sorted(accounts, key=lambda a: a.user):
+        if account.user == "root":
+            continue
+        if account.suspended:
+            suspended.append(account.user)
+            continue
+        user_state = users.get(account.user)
+        if user_state is not None and user_state.next_attempt > now:
+            continue  # the worker itself failed last time: back off
+        reasons: list[str] = ["full sweep"] if full_sweep else []
+        skip: set[str] = set()
+        known: set[str] = set()
+        for row in db.vhosts(account.user):
+            known.add(row.vhost)
+            if row.status == "failed":
+                if row.next_attempt <= now:
+                    reasons.append(f"retry {row.vhost}")
+                else:
+                    skip.add(row.vhost)
+                continue
+            if row.status in TERMINAL_STATUSES:
+                continue
+            if _due(settings, row.not_before, row.not_after, now):
+                reasons.append(f"{row.vhost} due")
+                continue
+            on_vhost = [v for v in installed.get(account.user, []) if row.vhost in v.domains]
+            cert = on_vhost[0].certificate if on_vhost else None
+            if cert is None or cert.is_self_signed or cert.not_after != row.not_after:
+                reasons.append(f"{row.vhost}: the plugin's certificate is no longer installed")
+        for sv in installed.get(account.user, []):
+            cert = sv.certificate
+            if cert is None or known.intersection(sv.domains) or cert.issuer_cn not in issuers:
+                continue
+            if _due(settings, cert.not_before, cert.not_after, now):
+                reasons.append(f"{sv.servername}: certificate from our CA due")
+        if reasons:
+            work.append(UserWork(account.user, tuple(dict.fromkeys(reasons)), frozenset(skip)))
+    return work, suspended
+
+
+# -- untrusted summary -------------------------------------------------------------------------
+
+
+_ACTIONS = frozenset({"renewed", "reinstalled", "not_due", REPLACED, NAMES_GONE, "failed"})
+
+
+def _text(value: JSONValue, limit: int) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        raise WorkerError("The worker's summary holds a malformed field.")
+    return value
+
+
+def _number(value: JSONValue) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**40:
+        raise WorkerError("The worker's summary holds a malformed number.")
+    return value
+
+
+def parse_report(value: JSONValue) -> UserReport:
+    """A worker's summary, checked field by field. Raises WorkerError."""
+    if not isinstance(value, dict) or not isinstance(value.get("disable_mail"), bool):
+        raise WorkerError("The worker sent back a summary without the expected fields.")
+    outcomes = value.get("outcomes")
+    if not isinstance(outcomes, list) or len(outcomes) > 2000:
+        raise WorkerError("The worker sent back a summary without a list of outcomes.")
+    reports: list[VhostReport] = []
+    for item in outcomes:
+        if not isinstance(item, dict):
+            raise WorkerError("The worker's summary holds a malformed outcome.")
+        names = item.get("names")
+        if not isinstance(names, list) or len(names) > 200:
+            raise WorkerError("The worker's summary holds a malformed list of names.")
+        action = _text(item.get("action"), 20)
+        vhost = _text(item.get("vhost"), 255)
+        if action not in _ACTIONS or not vhost:
+            raise WorkerError("The worker's summary holds an unknown action.")
+        reports.append(
+            VhostReport(
+                vhost=vhost,
+                action=action,
+                names=tuple(_text(n, 255) for n in names),
+                not_before=_number(item.get("not_before")),
+                not_after=_number(item.get("not_after")),
+                issuer=_text(item.get("issuer"), 255),
+                error=_text(item.get("error"), 4000),
+            )
+        )
+    return UserReport(disable_mail=bool(value["disable_mail"]), outcomes=reports)
+
+
+# -- the cycle -----------------------------------------------------------------------------------
+
+
+def _hostname(root: RootSide) -> str:
+    try:
+        return root.whm.gethostname() or socket.getfqdn()
+    except Error:
+        return socket.getfqdn()
+
+
+def _run_user(settings: Settings, work: UserWork, now: float) -> UserReport:
+    """In a pool thread: a worker for `work.user`; its checked report. Raises Error."""
+    # One RootSide per thread: the WHM client's HTTP session is not shared between threads.
+    root = RootSide.build(settings)
+    result = root.run_for_user(
+        work.user, renewal_job(work.skip, now), timeout=settings.worker_timeout
+    )
+    return parse_report(result)
+
+
+@dataclass
+class _Cycle:
+    """The calling thread's side of a cycle: state, mail and the hook, one report at a time."""
+
+    settings: Settings
+    db: StateDB
+    accounts: dict[str, Account]
+    hostname: str
+    now: int
+    mailer: MailTransport | None
+    result: CycleResult
+
+    def worker_failed(self, user: str, error: str) -> None:
+        log.warning("the worker for %s failed: %s", user, error)
+        self.db.record_failure(user, error, self.now)
+        self.result.user_failures[user] = error
+
+    def reported(self, work: UserWork, report: UserReport) -> None:
+        before = {row.vhost: row for row in self.db.vhosts(work.user)}
+        mails = plan_mails(
+            report,
+            before,
+            self.settings,
+            failure_mailed_at=lambda vhost: self.db.mail_sent_at(work.user, vhost, "failed"),
+            now=self.now,
+        )
+        self.db.record_report(work.user, work.skip, report, self.now)
+        for out in report.outcomes:
+            if out.action == "renewed":
+                self.result.renewed.append((work.user, out.vhost))
+            elif out.action == "failed":
+                self.result.failed.append((work.user, out.vhost))
+            if out.action not in ("not_due",):
+                log.info("%s %s: %s %s", work.user, out.vhost, out.action, out.error)
+        account = self.accounts.get(work.user)
+        address = usable_email(account.email if account else None)
+        if mails and address is None:
+            log.info("%s has no usable contact address: no mail sent", work.user)
+            return
+        for kind, items in mails:
+            self._send(work.user, str(address), kind, items)
+
+    def _send(self, user: str, address: str, kind: str, items: list[MailItem]) -> None:
+        settings = self.settings
+        try:
+            if self.mailer is None:
+                self.mailer = build_transport(settings, load_secrets(settings))
+            sender = settings.mail_from or default_sender(self.hostname)
+            message = compose(
+                kind, to=address, sender=sender, user=user, hostname=self.hostname, items=items
+            )
+            self.mailer.send(message)
+        except (MailError, TemplateError) as exc:
+            log.warning("mail to %s (%s) not sent: %s", user, kind, exc)
+            return
+        with self.db.transaction():
+            for item in items:
+                self.db.mark_mail_sent(user, item.vhost, kind, self.now)
+        self.result.mails_sent += 1
+
+    def finish(self) -> None:
+        for user in {row.user for row in self.db.vhosts()} | set(self.db.users()):
+            if user not in self.accounts:
+                with self.db.transaction():
+                    self.db.forget_user(user)
+        self.result.next_retry = self.db.next_retry(self.now)
+        hook = self.settings.post_renewal_hook
+        if not hook or not self.result.renewed:
+            return
+        renewed: list[JSONValue] = [{"user": u, "vhost": v} for u, v in self.result.renewed]
+        summary: dict[str, JSONValue] = {
+            "event": "renewed",
+            "hostname": self.hostname,
+            "time": self.now,
+            "renewed": renewed,
+        }
+        try:
+            output = run_hook(hook, summary, timeout=self.settings.hook_timeout)
+        except Error as exc:
+            log.warning("post-renewal hook: %s", exc)
+            return
+        log.info("post-renewal hook ran%s", f": {output}" if output else "")
+
+
+def run_once(
+    now: float,
+    settings: Settings,
+    db: StateDB,
+    *,
+    mailer: MailTransport | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> CycleResult:
+    """One renewal cycle at time `now`. Raises Error only when WHM cannot even list the accounts
+    (nothing was done); a user's failure is recorded and the cycle goes on.
+
+    `mailer`: None = built from the settings and secrets when the first mail goes out.
+    `should_stop` is asked between users: once it says True no new worker starts, the running
+    ones are waited for and recorded, and the cycle ends (`stopped_early`)."""
+    root = RootSide.build(settings)
+    accounts = root.whm.listaccts()
+    ssl_vhosts = root.whm.fetch_ssl_vhosts()
+    last_sweep = float(db.meta(LAST_FULL_SWEEP, "0") or 0)
+    result = CycleResult(full_sweep=now - last_sweep >= settings.full_sweep_days * DAY)
+    work, result.suspended = plan_work(
+        accounts, ssl_vhosts, db, settings, now, full_sweep=result.full_sweep
+    )
+    by_user = {a.user: a for a in accounts}
+    cycle = _Cycle(settings, db, by_user, _hostname(root), int(now), mailer, result)
+    log.info(
+        "renewal cycle: %d account(s), %d with work%s, %d suspended skipped",
+        len(accounts),
+        len(work),
+        " (full sweep)" if result.full_sweep else "",
+        len(result.suspended),
+    )
+    queue = list(work)
+    pending: dict[Future[UserReport], UserWork] = {}
+    with ThreadPoolExecutor(max_workers=settings.parallel_workers) as pool:
+        while queue or pending:
+            while queue and len(pending) < settings.parallel_workers and not should_stop():
+                item = queue.pop(0)
+                log.info("renewing for %s (%s)", item.user, "; ".join(item.reasons))
+                pending[pool.submit(_run_user, settings, item, now)] = item
+            if queue and should_stop():
+                log.info("stopping: %d user(s) left for the next cycle", len(queue))
+                result.stopped_early = True
+                queue.clear()
+            if not pending:
+                break
+            done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = pending.pop(future)
+                result.users_run.append(item.user)
+                try:
+                    cycle.reported(item, future.result())
+                except Error as exc:
+                    cycle.worker_failed(item.user, str(exc))
+    if not result.stopped_early and result.full_sweep:
+        with db.transaction():
+            db.set_meta(LAST_FULL_SWEEP, str(int(now)))
+    cycle.finish()
+    return result
+
+
+def describe(result: CycleResult) -> str:
+    return (
+        f"{len(result.users_run)} user(s) run, {len(result.renewed)} renewed, "
+        f"{len(result.failed)} failed, {len(result.user_failures)} worker failure(s), "
+        f"{result.mails_sent} mail(s) sent" + (" (stopped early)" if result.stopped_early else "")
+    )

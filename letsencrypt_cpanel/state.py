@@ -1,0 +1,363 @@
+"""Root's own memory: SQLite (WAL) under `Settings.state_dir`, never a file in a user's home.
+
+What the daemon and the WHM page read to decide and show, without opening users' files:
+- `vhosts`: per user and vhost, the last thing a worker reported (status, names, validity,
+  issuer), failures, the last error and when to try again (backoff);
+- `users`: per user, the last worker run, a failure of the worker itself and its backoff, and the
+  user's own "no mail" choice (their record's `disable_mail`, carried back by the worker);
+- `mail_sent`: when a mail of each kind last went out per vhost (throttling);
+- `issuers`: issuer names seen on the plugin's certificates (to spot ours in `fetch_ssl_vhosts`);
+- `history`: what happened, newest last; `meta`: small facts such as the last full sweep.
+
+Every change is one transaction (`with db.transaction()`): a `kill -9` leaves the database as it
+was before or after, never between. Everything stored came from a worker, so from a user: it is
+data to compare and show, never a path to open or a command to run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Settings
+from .errors import Error
+
+DB_NAME = "state.sqlite3"
+HOUR = 3600
+DAY = 24 * HOUR
+MAX_HISTORY_ROWS = 20000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS vhosts (
+    user TEXT NOT NULL, vhost TEXT NOT NULL, status TEXT NOT NULL,
+    names TEXT NOT NULL DEFAULT '[]', not_before INTEGER NOT NULL DEFAULT 0,
+    not_after INTEGER NOT NULL DEFAULT 0, issuer TEXT NOT NULL DEFAULT '',
+    failures INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',
+    last_attempt INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0,
+    updated INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user, vhost));
+CREATE TABLE IF NOT EXISTS users (
+    user TEXT PRIMARY KEY, last_run INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',
+    next_attempt INTEGER NOT NULL DEFAULT 0, disable_mail INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS mail_sent (
+    user TEXT NOT NULL, vhost TEXT NOT NULL, kind TEXT NOT NULL, sent_at INTEGER NOT NULL,
+    PRIMARY KEY (user, vhost, kind));
+CREATE TABLE IF NOT EXISTS issuers (name TEXT PRIMARY KEY, seen INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, user TEXT NOT NULL,
+    vhost TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class StateError(Error):
+    """The daemon's state database cannot be opened or written."""
+
+
+def backoff_delay(failures: int) -> int:
+    """Seconds before the next try after `failures` failures in a row: an hour, doubling,
+    at most a day (1 h, 2 h, 4 h, 8 h, 16 h, 24 h, 24 h, ...)."""
+    if failures <= 0:
+        return 0
+    return int(min(HOUR * 2 ** min(failures - 1, 16), DAY))
+
+
+@dataclass(frozen=True)
+class VhostState:
+    user: str
+    vhost: str
+    status: str
+    names: tuple[str, ...]
+    not_before: int
+    not_after: int
+    issuer: str
+    failures: int
+    last_error: str
+    last_attempt: int
+    next_attempt: int
+
+
+@dataclass(frozen=True)
+class UserState:
+    user: str
+    last_run: int
+    failures: int
+    last_error: str
+    next_attempt: int
+    disable_mail: bool
+
+
+@dataclass(frozen=True)
+class VhostReport:
+    """One certificate as a worker reported it (already checked by `renewal.parse_report`)."""
+
+    vhost: str
+    action: str  # user_renewal's: renewed, reinstalled, not_due, replaced, names_gone, failed
+    names: tuple[str, ...] = ()
+    not_before: int = 0
+    not_after: int = 0
+    issuer: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class UserReport:
+    disable_mail: bool
+    outcomes: list[VhostReport]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: int
+    user: str
+    vhost: str
+    action: str
+    detail: str
+
+
+class StateDB:
+    """One connection to the state database. Use it from one thread (the daemon's main one)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, settings: Settings) -> StateDB:
+        """Open (and create, 0700 folder / 0600 file) the database. Raises StateError."""
+        folder = settings.state_dir
+        path = folder / DB_NAME
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            old = os.umask(0o077)
+            try:
+                conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            finally:
+                os.umask(old)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed cycle result survives a power cut too, not only a kill.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"The state database {path} cannot be opened: {exc}") from exc
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All or nothing: BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any exception."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StateError(f"The state database {self.path} is busy: {exc}") from exc
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StateError(f"The state database {self.path} cannot be written: {exc}") from exc
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def vhosts(self, user: str | None = None) -> list[VhostState]:
+        if user is None:
+            cur = self.conn.execute("SELECT * FROM vhosts ORDER BY user, vhost")
+        else:
+            cur = self.conn.execute("SELECT * FROM vhosts WHERE user = ? ORDER BY vhost", (user,))
+        return [_vhost_row(row) for row in cur.fetchall()]
+
+    def vhost(self, user: str, vhost: str) -> VhostState | None:
+        cur = self.conn.execute("SELECT * FROM vhosts WHERE user = ? AND vhost = ?", (user, vhost))
+        row = cur.fetchone()
+        return _vhost_row(row) if row else None
+
+    def users(self) -> dict[str, UserState]:
+        cur = self.conn.execute("SELECT * FROM users")
+        return {row[0]: _user_row(row) for row in cur.fetchall()}
+
+    def user(self, user: str) -> UserState | None:
+        row = self.conn.execute("SELECT * FROM users WHERE user = ?", (user,)).fetchone()
+        return _user_row(row) if row else None
+
+    def issuers(self) -> set[str]:
+        return {row[0] for row in self.conn.execute("SELECT name FROM issuers")}
+
+    def mail_sent_at(self, user: str, vhost: str, kind: str) -> int:
+        row = self.conn.execute(
+            "SELECT sent_at FROM mail_sent WHERE user = ? AND vhost = ? AND kind = ?",
+            (user, vhost, kind),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def history(self, limit: int = 100, user: str | None = None) -> list[HistoryEntry]:
+        where = " WHERE user = ?" if user else ""
+        cur = self.conn.execute(
+            f"SELECT at, user, vhost, action, detail FROM history{where} "  # noqa: S608
+            "ORDER BY id DESC LIMIT ?",
+            (*((user,) if user else ()), limit),
+        )
+        return [HistoryEntry(*row) for row in reversed(cur.fetchall())]
+
+    def meta(self, key: str, default: str = "") -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    # -- writing (call inside `transaction()`) ----------------------------------------------------
+
+    def put_vhost(self, state: VhostState, now: int) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO vhosts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                state.user,
+                state.vhost,
+                state.status,
+                json.dumps(list(state.names)),
+                state.not_before,
+                state.not_after,
+                state.issuer,
+                state.failures,
+                state.last_error,
+                state.last_attempt,
+                state.next_attempt,
+                now,
+            ),
+        )
+
+    def put_user(self, state: UserState) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO users VALUES (?,?,?,?,?,?)",
+            (
+                state.user,
+                state.last_run,
+                state.failures,
+                state.last_error,
+                state.next_attempt,
+                int(state.disable_mail),
+            ),
+        )
+
+    def forget_user(self, user: str) -> None:
+        """An account that no longer exists: its rows go (history stays)."""
+        for table in ("vhosts", "users", "mail_sent"):
+            self.conn.execute(f"DELETE FROM {table} WHERE user = ?", (user,))  # noqa: S608
+
+    def add_issuer(self, name: str, now: int) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO issuers VALUES (?, ?)", (name, now))
+
+    def mark_mail_sent(self, user: str, vhost: str, kind: str, now: int) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO mail_sent VALUES (?, ?, ?, ?)", (user, vhost, kind, now)
+        )
+
+    def add_history(self, now: int, user: str, vhost: str, action: str, detail: str = "") -> None:
+        self.conn.execute(
+            "INSERT INTO history (at, user, vhost, action, detail) VALUES (?,?,?,?,?)",
+            (now, user, vhost, action, detail),
+        )
+
+    def trim_history(self) -> None:
+        self.conn.execute(
+            "DELETE FROM history WHERE id <= (SELECT MAX(id) FROM history) - ?",
+            (MAX_HISTORY_ROWS,),
+        )
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def forget_vhost(self, user: str, vhost: str) -> None:
+        self.conn.execute("DELETE FROM vhosts WHERE user = ? AND vhost = ?", (user, vhost))
+
+    # -- a worker's results, each in one transaction ------------------------------------------
+
+    def record_report(self, user: str, skip: frozenset[str], report: UserReport, now: int) -> None:
+        """Store what a worker reported: statuses, failures with their backoff, history. Rows of
+        vhosts the record no longer holds (neither reported nor skipped) are dropped."""
+        with self.transaction():
+            before = {row.vhost: row for row in self.vhosts(user)}
+            reported: set[str] = set()
+            for out in report.outcomes:
+                reported.add(out.vhost)
+                old = before.get(out.vhost)
+                failures, next_attempt, error = 0, 0, ""
+                if out.action == "failed":
+                    failures = (old.failures if old else 0) + 1
+                    next_attempt = now + backoff_delay(failures)
+                    error = out.error
+                fields = (out.vhost, out.action, out.names, out.not_before, out.not_after)
+                row = VhostState(user, *fields, out.issuer, failures, error, now, next_attempt)
+                self.put_vhost(row, now)
+                if out.issuer and out.action in ("renewed", "reinstalled", "not_due"):
+                    self.add_issuer(out.issuer, now)
+                changed = old is None or old.status != out.action
+                if out.action in ("renewed", "reinstalled", "failed") or changed:
+                    self.add_history(now, user, out.vhost, out.action, error)
+            for vhost in set(before) - reported - skip:
+                self.forget_vhost(user, vhost)
+            self.put_user(UserState(user, now, 0, "", 0, report.disable_mail))
+            self.trim_history()
+
+    def record_failure(self, user: str, error: str, now: int) -> int:
+        """The worker for `user` failed as a whole (timeout, crash, refused session): back off.
+        Returns when to try again."""
+        with self.transaction():
+            old = self.user(user)
+            failures = (old.failures if old else 0) + 1
+            retry = now + backoff_delay(failures)
+            disable_mail = old.disable_mail if old else False
+            self.put_user(UserState(user, now, failures, error, retry, disable_mail))
+            self.add_history(now, user, "", "worker_failed", error)
+        return retry
+
+    def next_retry(self, now: int) -> int:
+        """The earliest future backoff end among vhosts and users (0: none)."""
+        row = self.conn.execute(
+            "SELECT MIN(t) FROM (SELECT next_attempt AS t FROM vhosts WHERE status = 'failed' "
+            "UNION ALL SELECT next_attempt AS t FROM users) WHERE t > ?",
+            (now,),
+        ).fetchone()
+        return _int(row[0]) if row else 0
+
+
+def _vhost_row(row: tuple[object, ...]) -> VhostState:
+    try:
+        names = tuple(str(n) for n in json.loads(str(row[3])))
+    except (ValueError, TypeError):
+        names = ()
+    return VhostState(
+        user=str(row[0]),
+        vhost=str(row[1]),
+        status=str(row[2]),
+        names=names,
+        not_before=_int(row[4]),
+        not_after=_int(row[5]),
+        issuer=str(row[6]),
+        failures=_int(row[7]),
+        last_error=str(row[8]),
+        last_attempt=_int(row[9]),
+        next_attempt=_int(row[10]),
+    )
+
+
+def _user_row(row: tuple[object, ...]) -> UserState:
+    return UserState(
+        user=str(row[0]),
+        last_run=_int(row[1]),
+        failures=_int(row[2]),
+        last_error=str(row[3]),
+        next_attempt=_int(row[4]),
+        disable_mail=bool(row[5]),
+    )
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
