@@ -1,0 +1,175 @@
+"""The cPanel page as a WSGI app: `create_app(settings, api_factory)`, run per request by
+`cgi/letsencrypt.live.cgi` as the logged-in user.
+
+Routing is by the `action` field (FleetSSL's scheme, prior-art §1.2); a request whose Accept
+includes `application/json` gets the JSON API instead of HTML (§1.3). GET never changes anything;
+every POST carries the CSRF token of the cPanel session. The app acts only on what cPanel's
+`domains_data` lists for this user, and only for users with the plugin's feature and
+`sslinstall`.
+
+This module and Home stay light (no `acme`, `requests`, `josepy`, no key generation): the
+issuance code is imported only when a POST issues, reinstalls or removes (`cpanel_views`).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings, load_settings
+from ..cpanel.liveapi import build_liveapi_from_env
+from ..cpanel.uapi import UserAPI
+from ..errors import Error
+from ..system_users import lookup_user
+from . import cpanel_views as views
+from . import csrf
+from .cpanel_context import IssuerFactory, PageContext, default_issuer
+from .csrf import CsrfGuard
+from .error_advice import PageError, message_for, status_for
+from .nvdata_files import NvdataFolder
+from .rendering import templates_dir
+from .responses import BadRequest, Request, Response, json_response, new_nonce
+
+PLUGIN_FEATURE = "letsencrypt-cpanel"
+SSL_FEATURE = "sslinstall"
+
+WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+ApiFactory = Callable[[Mapping[str, str]], UserAPI]
+HomeFinder = Callable[[Settings, Mapping[str, str]], Path]
+
+# FleetSSL's JSON function names (prior-art §1.3), so its scripts keep working.
+_API_FUNCTIONS = {
+    "list-certificates": "list",
+    "issue-certificate": "issue",
+    "reinstall-certificate": "reinstall",
+    "remove-certificate": "remove",
+}
+_GET_VIEWS = {
+    "": views.home,
+    "home": views.home,
+    "list": views.home,
+    "issue": views.issue_form,
+    "view": views.view,
+    "remove": views.remove_confirm,
+    "settings": views.settings_form,
+    "progress": views.progress,
+}
+_POST_VIEWS = {
+    "issue": views.issue,
+    "reinstall": views.reinstall,
+    "remove": views.remove,
+    "settings": views.save_settings,
+}
+
+
+def user_home(settings: Settings, environ: Mapping[str, str]) -> Path:
+    """The home of the user this process runs as: cPanel's passwd entry for REMOTE_USER when it
+    is this uid, else the system's entry for this uid, else $HOME (the sandbox sets it)."""
+    try:
+        entry = lookup_user(settings, environ.get("REMOTE_USER", ""))
+        if entry.uid == os.getuid():
+            return entry.home
+    except Error:
+        pass
+    try:
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:
+        pass
+    home = environ.get("HOME", "")
+    if not home.startswith("/"):
+        raise PageError(500, "The page cannot find your home folder. Please tell your host.")
+    return Path(home)
+
+
+def create_app(
+    settings: Settings,
+    api_factory: ApiFactory = build_liveapi_from_env,
+    *,
+    templates: Path | None = None,
+    home_finder: HomeFinder = user_home,
+    issuer_factory: IssuerFactory = default_issuer,
+) -> WSGIApp:
+    """The WSGI app. `api_factory(environ)` gives the user's API (LiveAPI in a CGI)."""
+    folder = templates or templates_dir()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        nonce = new_nonce()
+        wants_json = "application/json" in str(environ.get("HTTP_ACCEPT") or "").lower()
+        try:
+            request = Request.parse(environ)
+            env = {k: v for k, v in environ.items() if isinstance(v, str)}
+            home = home_finder(settings, env)
+            nvdata = NvdataFolder(home)
+            ctx = PageContext(
+                request=request,
+                settings=settings,
+                api=api_factory(env),
+                user=env.get("REMOTE_USER", ""),
+                home=home,
+                nvdata=nvdata,
+                csrf=CsrfGuard(nvdata, env.get("cp_security_token", "")),
+                page_url=env.get("cp_security_token", "") + env.get("SCRIPT_NAME", ""),
+                templates=folder,
+                nonce=nonce,
+                issuer_factory=issuer_factory,
+            )
+            response = _dispatch(ctx)
+        except (PageError, BadRequest, Error) as exc:
+            response = _failure(folder, nonce, wants_json, exc)
+        return response.wsgi(start_response)
+
+    return app
+
+
+def _dispatch(ctx: PageContext) -> Response:
+    request = ctx.request
+    action = request.value("action") or _API_FUNCTIONS.get(request.value("api_function"), "")
+    if not _has_features(ctx):
+        return views.refused(ctx)
+    if request.method == "POST":
+        post_view = _POST_VIEWS.get(action)
+        if post_view is None:
+            raise PageError(400, f"There is no action {action!r} to run; go back to the list.")
+        if not ctx.csrf.valid(request.value(csrf.FIELD) or request.env(csrf.HEADER)):
+            raise PageError(
+                403,
+                "This form has expired or did not come from your cPanel session. Go back to the "
+                "list, reload it, and try again.",
+            )
+        return post_view(ctx)
+    if request.method not in ("GET", "HEAD"):
+        raise PageError(405, "Only GET and POST are answered here.")
+    get_view = _GET_VIEWS.get(action)
+    if get_view is None:
+        raise PageError(404, f"There is no page {action!r}; go back to the list.")
+    return get_view(ctx)
+
+
+def _has_features(ctx: PageContext) -> bool:
+    return ctx.api.has_feature(PLUGIN_FEATURE) and ctx.api.has_feature(SSL_FEATURE)
+
+
+def _failure(folder: Path, nonce: str, wants_json: bool, exc: BaseException) -> Response:
+    status, text = status_for(exc), message_for(exc)
+    if wants_json:
+        return json_response(status, success=False, errors=[text])
+    return views.message_page(folder, nonce, status, "Something needs your attention", text)
+
+
+def app_from_environment(environ: Mapping[str, str] | None = None) -> WSGIApp:
+    """The app as the CGI launcher builds it: settings from `LECP_ROOT`'s public config."""
+    env = os.environ if environ is None else environ
+    try:
+        settings = load_settings(env)
+    except Error as exc:
+        failure = exc
+
+        def broken(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            wants = "application/json" in str(environ.get("HTTP_ACCEPT") or "").lower()
+            return _failure(templates_dir(env), new_nonce(), wants, failure).wsgi(start_response)
+
+        return broken
+    return create_app(settings, templates=templates_dir(env))

@@ -1,0 +1,329 @@
+"""The views of the cPanel page: Home, Issue, View, Reinstall, Remove, Settings, progress.
+
+Each takes the request's `PageContext` and answers HTML or, when the client accepts JSON, the
+JSON API's `{"success", "errors", "data"}`. Work that can fail at the CA or in cPanel runs under
+the page's busy lock (one at a time per user: a second click answers 409); in HTML its outcome is
+left as a one-time message and the browser is redirected (a refresh never repeats a POST).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..certificates import host_for, statuses
+from ..config import KEY_TYPES
+from ..cpanel.models import Vhost
+from ..errors import Error, NameRefused, RecordError
+from ..names import normalize_name
+from ..record_format import CertificateEntry, Record
+from . import one_time_message
+from .cpanel_context import PageContext, PageIssuer
+from .error_advice import PageError, message_for, status_for
+from .progress import BUSY_LOCK, ProgressFile
+from .rendering import format_date, render
+from .responses import Response, json_response, redirect
+
+KEY_TYPE_LABELS = {
+    "rsa:2048": "RSA 2048 bits (works everywhere)",
+    "rsa:4096": "RSA 4096 bits",
+    "ecdsa:p-256": "ECDSA P-256 (smaller, faster)",
+    "ecdsa:p-384": "ECDSA P-384",
+}
+KIND_LABELS = {"main": "Main domain", "addon": "Addon domain", "sub": "Subdomain"}
+_TRUE = ("1", "on", "true", "yes")
+
+
+def _record(ctx: PageContext) -> tuple[Record, str]:
+    """The user's record, or an empty one and the reason it could not be read."""
+    try:
+        return ctx.store.load(timeout=10), ""
+    except RecordError as exc:
+        return Record(), str(exc)
+
+
+def _entry(ctx: PageContext, vhost: Vhost) -> CertificateEntry:
+    entry = _record(ctx)[0].certificates.get(vhost.domain)
+    if entry is None or not entry.cert_pem:
+        raise PageError(
+            404,
+            f"{vhost.domain} has no certificate from this plugin. Use Issue to get one.",
+        )
+    return entry
+
+
+def _ok(ctx: PageContext, data: Any, text: str, back: str = "") -> Response:
+    if ctx.wants_json:
+        return json_response(200, success=True, data=data)
+    one_time_message.leave(ctx.nvdata, "success", text)
+    return redirect(back or ctx.url())
+
+
+def _busy_work(
+    ctx: PageContext, vhost: Vhost, back: str, work: Callable[[PageIssuer], Response]
+) -> Response:
+    """Run `work(issuer)` under the busy lock; a library failure becomes the JSON
+    error with its status, or a one-time message on the page at `back`."""
+    with ctx.nvdata.exclusive(BUSY_LOCK) as free:
+        if not free:
+            raise PageError(
+                409,
+                "Another certificate of this account is being issued or changed right now. "
+                "Wait for it to finish (usually under a minute), then try again.",
+            )
+        progress = ProgressFile(ctx.nvdata)
+        progress.start(vhost.domain)
+        contact = _contact_email(ctx)
+        issuer = ctx.issuer_factory(ctx.api, ctx.store, ctx.settings, contact, progress.step)
+        try:
+            response = work(issuer)
+        except Error as exc:
+            progress.step("failed")
+            if ctx.wants_json:
+                return json_response(status_for(exc), success=False, errors=[message_for(exc)])
+            one_time_message.leave(ctx.nvdata, "error", message_for(exc))
+            return redirect(back)
+        progress.step("done")
+        return response
+
+
+def _contact_email(ctx: PageContext) -> str | None:
+    if not ctx.settings.contact_email_for_account:
+        return None
+    info = ctx.api.get_user_information("contact_email")
+    return str(info.get("contact_email") or "") or None
+
+
+# ---- GET ------------------------------------------------------------------------------------
+
+
+def home(ctx: PageContext) -> Response:
+    record, warning = _record(ctx)
+    rows = statuses(
+        ctx.vhosts(),
+        ctx.api.installed_hosts(),
+        record,
+        renewal_fraction=ctx.settings.renewal_fraction,
+    )
+    if ctx.wants_json:
+        return json_response(
+            200,
+            success=True,
+            data={
+                "virtual_hosts": [row.summary() for row in rows],
+                "send_success_mail": not record.disable_mail,
+                "csrf_token": ctx.csrf.token(),
+            },
+            errors=[warning] if warning else [],
+        )
+    return ctx.render(
+        "cpanel/home.html",
+        rows=rows,
+        kinds=KIND_LABELS,
+        warning=warning,
+        message=one_time_message.take(ctx.nvdata),
+    )
+
+
+def issue_form(ctx: PageContext) -> Response:
+    vhost = ctx.vhost()
+    entry = _record(ctx)[0].certificates.get(vhost.domain)
+    ticked = {vhost.domain, f"www.{vhost.domain}", *(entry.names if entry else ())}
+    key_type = ctx.settings.default_key_type
+    if entry is not None and entry.key_type in KEY_TYPES:
+        key_type = entry.key_type
+    names = [(name, name in ticked) for name in vhost.names]
+    if ctx.wants_json:
+        data = {
+            "vhost": vhost.domain,
+            "names": [{"name": n, "ticked": t} for n, t in names],
+            "key_types": list(KEY_TYPES),
+            "key_type": key_type,
+            "csrf_token": ctx.csrf.token(),
+        }
+        return json_response(200, success=True, data=data)
+    return ctx.render(
+        "cpanel/issue.html",
+        vhost=vhost,
+        names=names,
+        key_types=KEY_TYPE_LABELS,
+        key_type=key_type,
+        running=ProgressFile(ctx.nvdata).read(vhost.domain),
+        message=one_time_message.take(ctx.nvdata),
+    )
+
+
+def view(ctx: PageContext) -> Response:
+    # cryptography's certificate parsing is fine here; Home never comes this way.
+    from ..keys import certificate_facts
+
+    vhost = ctx.vhost()
+    entry = _record(ctx)[0].certificates.get(vhost.domain)
+    host = host_for(vhost, ctx.api.installed_hosts())
+    if entry is not None and entry.cert_pem:
+        cert_pem, chain_pem, source = entry.cert_pem, entry.chain_pem, "plugin"
+    elif host is not None and host.certificate_pem:
+        cert_pem, chain_pem, source = host.certificate_pem, "", "cpanel"
+    else:
+        raise PageError(404, f"{vhost.domain} has no certificate yet. Use Issue to get one.")
+    try:
+        facts = certificate_facts(cert_pem)
+    except ValueError as exc:
+        raise PageError(500, f"The certificate of {vhost.domain} cannot be read: {exc}") from exc
+    if ctx.wants_json:
+        data = {
+            "vhost": vhost.domain,
+            "source": source,
+            "names": list(facts.names),
+            "issuer": facts.issuer_organization or facts.issuer_common_name,
+            "not_before": int(facts.not_before.timestamp()),
+            "not_after": int(facts.not_after.timestamp()),
+            "fingerprint_sha256": facts.fingerprint_sha256,
+            "key_type": facts.key_type,
+            "cert_pem": cert_pem,
+            "chain_pem": chain_pem,
+        }
+        return json_response(200, success=True, data=data)
+    return ctx.render(
+        "cpanel/view.html",
+        vhost=vhost,
+        entry=entry,
+        facts=facts,
+        source=source,
+        cert_pem=cert_pem,
+        chain_pem=chain_pem,
+        key_labels=KEY_TYPE_LABELS,
+    )
+
+
+def remove_confirm(ctx: PageContext) -> Response:
+    vhost = ctx.vhost()
+    entry = _entry(ctx, vhost)
+    if ctx.wants_json:
+        raise PageError(405, "Remove is a POST with the CSRF token.")
+    return ctx.render("cpanel/remove.html", vhost=vhost, entry=entry)
+
+
+def settings_form(ctx: PageContext) -> Response:
+    record, warning = _record(ctx)
+    if ctx.wants_json:
+        data = {"send_success_mail": not record.disable_mail, "csrf_token": ctx.csrf.token()}
+        return json_response(200, success=True, data=data)
+    return ctx.render(
+        "cpanel/settings.html",
+        send_success_mail=not record.disable_mail,
+        warning=warning,
+        message=one_time_message.take(ctx.nvdata),
+    )
+
+
+def progress(ctx: PageContext) -> Response:
+    vhost = ctx.vhost()
+    return json_response(200, success=True, data=ProgressFile(ctx.nvdata).read(vhost.domain))
+
+
+# ---- POST -----------------------------------------------------------------------------------
+
+
+def issue(ctx: PageContext) -> Response:
+    vhost = ctx.vhost("vhost", "virtual_host", "domain")
+    raw = [n for n in ctx.request.values("name", "names", "dns_identifiers") if n.strip()]
+    back = ctx.url("issue", vhost=vhost.domain)
+    if not raw:
+        raise PageError(400, "Tick at least one name for the certificate, then press Issue.")
+    names = []
+    for name in raw:
+        try:
+            normal = normalize_name(name)
+        except NameRefused as exc:
+            raise PageError(400, f"{exc} Untick it, or correct it.") from exc
+        if normal not in vhost.names:
+            raise PageError(
+                403,
+                f"{name!r} is not a name of the website {vhost.domain}: only its own names can "
+                "go on its certificate.",
+            )
+        names.append(normal)
+    key_type = ctx.request.value("key_type") or ctx.settings.default_key_type
+    if key_type not in KEY_TYPES:
+        raise PageError(400, f"Unknown key type {key_type!r}; choose one of the list.")
+
+    def work(issuer: PageIssuer) -> Response:
+        result = issuer.issue(names, key_type)
+        how = "The saved certificate was installed" if result.reused_saved else "Issued"
+        text = (
+            f"{how}: {vhost.domain} is secured until {format_date(result.not_after)} "
+            f"({', '.join(result.names)}). It renews by itself before then."
+        )
+        return _ok(ctx, result.summary(), text)
+
+    return _busy_work(ctx, vhost, back, work)
+
+
+def reinstall(ctx: PageContext) -> Response:
+    vhost = ctx.vhost()
+    _entry(ctx, vhost)
+
+    def work(issuer: PageIssuer) -> Response:
+        result = issuer.reinstall(vhost.domain)
+        text = f"The certificate of {vhost.domain} was installed again."
+        return _ok(ctx, result.summary(), text)
+
+    return _busy_work(ctx, vhost, ctx.url(), work)
+
+
+def remove(ctx: PageContext) -> Response:
+    vhost = ctx.vhost()
+    _entry(ctx, vhost)
+
+    def work(issuer: PageIssuer) -> Response:
+        issuer.remove(vhost.domain)
+        text = (
+            f"The plugin's certificate was removed from {vhost.domain}; it is no longer renewed. "
+            "Use Issue to secure it again."
+        )
+        return _ok(ctx, None, text)
+
+    return _busy_work(ctx, vhost, ctx.url(), work)
+
+
+def save_settings(ctx: PageContext) -> Response:
+    request = ctx.request
+    if request.values("disable_mail"):
+        send = request.value("disable_mail").lower() not in _TRUE
+    else:
+        send = request.value("send_success_mail").lower() in _TRUE
+    with ctx.store.locked(timeout=10) as txn:
+        txn.record.disable_mail = not send
+        txn.save()
+    text = "Settings saved: " + (
+        "you get an e-mail when a certificate is issued or renewed."
+        if send
+        else "no more e-mails about certificates issued or renewed successfully."
+    )
+    return _ok(ctx, {"send_success_mail": send}, text, ctx.url("settings"))
+
+
+# ---- pages without a context ------------------------------------------------------------------
+
+
+def refused(ctx: PageContext) -> Response:
+    text = (
+        "Free certificates from Let's Encrypt are not enabled for your hosting package. "
+        "Ask your hosting provider to enable the features “letsencrypt-cpanel” and "
+        "“SSL/TLS installation” (sslinstall) for your account."
+    )
+    if ctx.wants_json:
+        return json_response(403, success=False, errors=[text])
+    return message_page(ctx.templates, ctx.nonce, 403, "Not available for this account", text)
+
+
+def message_page(folder: Path, nonce: str, status: int, title: str, text: str) -> Response:
+    body = render(
+        folder,
+        "cpanel/message.html",
+        {"title": title, "text": text, "status": status, "nonce": nonce, "when": time.time()},
+    )
+    return Response(status, body.encode("utf-8"), nonce=nonce)

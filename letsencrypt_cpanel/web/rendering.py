@@ -1,0 +1,61 @@
+"""The one Jinja2 environment of the plugin's pages (cPanel and WHM), autoescape always on.
+
+Templates live in the repository's `templates/` folder (or `$LECP_TEMPLATES` on an install that
+puts them elsewhere). Nothing from a user or from cPanel is ever marked safe: every value a
+template prints is escaped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..names import display_name
+
+TEMPLATES_ENV = "LECP_TEMPLATES"
+
+
+def templates_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    override = env.get(TEMPLATES_ENV)
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "templates"
+
+
+def format_date(epoch: int | float | None) -> str:
+    """A Unix time as "2026-11-27" (UTC), or "-" when unknown."""
+    if not epoch:
+        return "-"
+    return dt.datetime.fromtimestamp(float(epoch), dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+def format_datetime(value: dt.datetime | int | float | None) -> str:
+    if value is None or value == 0:
+        return "-"
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.fromtimestamp(float(value), dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@lru_cache(maxsize=4)
+def environment(folder: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        autoescape=True,  # every template, whatever its name
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["date"] = format_date
+    env.filters["datetime"] = format_datetime
+    env.filters["display_name"] = display_name
+    return env
+
+
+def render(folder: Path, template: str, context: Mapping[str, Any]) -> str:
+    return environment(folder).get_template(template).render(**context)
