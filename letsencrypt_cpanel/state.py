@@ -150,6 +150,12 @@ class StateDB:
     def close(self) -> None:
         self.conn.close()
 
+    def __enter__(self) -> StateDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All or nothing: BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any exception."""

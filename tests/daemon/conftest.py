@@ -1,0 +1,116 @@
+"""A test bed of its own per test: a sandbox, a Pebble issuing 20-day certificates that
+validates on that sandbox's HTTP port, a real SMTP server on loopback, and the plugin configured
+for all three. The daemon runs as a real subprocess (`daemon/letsencrypt-cpaneld`)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from letsencrypt_cpanel.config import load_settings
+from letsencrypt_cpanel.state import StateDB
+from tests.conftest import free_port
+from tests.fixtures.lecp import REPO, LeCp, configure
+from tests.fixtures.pebble import SHORT_VALIDITY_SECONDS, PebbleInstance, start_pebble
+from tests.fixtures.sandbox import RunningSandbox, make_sandbox_root, start_sandbox
+
+DAEMON = REPO / "daemon" / "letsencrypt-cpaneld"
+
+
+@dataclass
+class Mailbox:
+    """What the loopback SMTP server received."""
+
+    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(
+            (list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default))
+        )
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for rcpts, m in self.messages if address in rcpts]
+
+
+@dataclass
+class Bed:
+    sandbox: RunningSandbox
+    pebble: PebbleInstance
+    lecp: LeCp
+    mailbox: Mailbox
+
+    @property
+    def root(self) -> Path:
+        return self.sandbox.root
+
+    def set(self, name: str, value: str) -> None:
+        self.lecp.ok("config", "set", name, value)
+
+    def daemon(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(DAEMON), *args],
+            env=self.lecp.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def once(self) -> str:
+        proc = self.daemon("--once")
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, str(DAEMON), *args],
+            env=self.lecp.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def issue(self, user: str, *names: str) -> None:
+        self.lecp.ok("ssl", "issue", "--user", user, *names)
+
+    def state(self) -> StateDB:
+        return StateDB.open(load_settings({"LECP_ROOT": str(self.root)}))
+
+    def home(self, user: str) -> Path:
+        return self.root / "home" / user
+
+
+@pytest.fixture
+def bed(tmp_path: Path) -> Iterator[Bed]:
+    root = make_sandbox_root()
+    port = free_port()
+    sandbox = start_sandbox(root, http_port=port)
+    pebble = start_pebble(
+        tmp_path / "pebble", http_port=port, validity_seconds=SHORT_VALIDITY_SECONDS
+    )
+    mailbox = Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    try:
+        lecp = configure(sandbox, pebble)
+        lecp.ok("config", "set", "smtp_host", "127.0.0.1")
+        lecp.ok("config", "set", "smtp_port", str(smtp.port))
+        lecp.ok("config", "set", "smtp_starttls", "false")
+        lecp.ok("config", "set", "mail_from", "daemon@server.test")
+        yield Bed(sandbox, pebble, lecp, mailbox)
+    finally:
+        smtp.stop()
+        pebble.stop()
+        sandbox.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,70 @@
+"""`letsencrypt-cpaneld --once` against Pebble's 20-day certificates: everything due is renewed
+(same key, new serial, served at once), and the owners hear about it by mail."""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from tests.daemon.conftest import Bed
+
+
+def spki(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def test_once_renews_every_due_certificate_and_mails_the_owners(bed: Bed) -> None:
+    sb = bed.sandbox
+    sb.add_user("alice", "alice.test", addons=["shop.test"], email="alice@mail.test")
+    sb.add_user("bob", "bob.test", email="bob@mail.test")
+    sb.add_user("carol", "carol.test")  # no contact address: cPanel says *unknown*
+    bed.issue("alice", "alice.test", "www.alice.test")
+    bed.issue("alice", "shop.test")
+    bed.issue("bob", "bob.test")
+    bed.issue("carol", "carol.test")
+    sites = ["alice.test", "www.alice.test", "shop.test", "bob.test", "carol.test"]
+    before = {name: sb.fetch_site_cert(name) for name in sites}
+
+    # Fresh 20-day certificates are not due under the 1/3 rule; FleetSSL's 30-day countdown is.
+    out = bed.once()
+    assert "0 renewed" in out
+    bed.set("renewal_days", "30")
+    out = bed.once()
+    assert "4 renewed" in out, out
+
+    for name in sites:
+        after = sb.fetch_site_cert(name)
+        assert after.serial_number != before[name].serial_number, name
+        assert spki(after) == spki(before[name]), name
+
+    alice = bed.mailbox.to("alice@mail.test")
+    assert len(alice) == 1
+    text = alice[0].get_content()
+    assert "renewed" in alice[0]["Subject"]
+    assert "alice.test" in text and "shop.test" in text and "valid until" in text
+    assert alice[0]["From"] == "daemon@server.test"
+    bob = bed.mailbox.to("bob@mail.test")
+    assert len(bob) == 1 and "bob.test" in bob[0].get_content()
+    assert "alice.test" not in bob[0].get_content()
+    assert len(bed.mailbox.messages) == 2  # carol has no address
+
+    with bed.state() as db:
+        rows = {(r.user, r.vhost): r for r in db.vhosts()}
+    assert {k: r.status for k, r in rows.items()} == {
+        ("alice", "alice.test"): "renewed",
+        ("alice", "shop.test"): "renewed",
+        ("bob", "bob.test"): "renewed",
+        ("carol", "carol.test"): "renewed",
+    }
+
+
+def test_success_mail_off_server_wide(bed: Bed) -> None:
+    bed.sandbox.add_user("quiet", "quiet.test", email="quiet@mail.test")
+    bed.issue("quiet", "quiet.test")
+    bed.set("renewal_days", "30")
+    bed.set("send_success_mail", "false")
+    out = bed.once()
+    assert "1 renewed" in out
+    assert bed.mailbox.messages == []
