@@ -1,0 +1,83 @@
+"""Home is a CGI started per request: it must not load `acme`, `josepy`, `requests` or
+cryptography's key generation. The launcher runs here exactly as cpsrvd starts it (as the user,
+with a LiveAPI socket and cpsrvd's environment), and reports which modules it loaded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from cpanel_sandbox import accounts, liveapi
+from tests.fixtures.plugin_pages import LAUNCHER, REPO, new_user
+from tests.fixtures.sandbox import RunningSandbox
+
+# Runs the launcher file itself, then lists what it imported (stderr, after the page).
+RUNNER = """
+import json, runpy, sys
+sys.path.insert(0, sys.argv[1])
+runpy.run_path(sys.argv[2], run_name="__main__")
+sys.stdout.flush()
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("acme", "josepy", "requests")
+               or m.startswith("cryptography.hazmat.primitives.asymmetric.")
+               or m.startswith("letsencrypt_cpanel.issuance"))
+sys.stderr.write("\\nMODULES=" + json.dumps(heavy) + "\\n")
+"""
+
+
+def _run_page(sandbox: RunningSandbox, user: str, query: str) -> tuple[str, list[str]]:
+    entry = accounts.passwd_entry(sandbox.root, user)
+    assert entry is not None
+    folder = Path(tempfile.mkdtemp(prefix="live-", dir=sandbox.root))
+    folder.chmod(0o711)
+    with liveapi.serving(sandbox.root, user, entry.uid, entry.gid, folder) as socket_path:
+        env = {
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "REQUEST_METHOD": "GET",
+            "QUERY_STRING": query,
+            "SCRIPT_NAME": "/frontend/jupiter/letsencrypt-cpanel/letsencrypt.live.cgi",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "2083",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTPS": "on",
+            "HTTP_ACCEPT": "text/html",
+            "REMOTE_USER": user,
+            "cp_security_token": "/cpsess0123456789",
+            "CPANEL_CONNECT_SOCKET": str(socket_path),
+            "HOME": str(entry.home),
+            "LECP_ROOT": str(sandbox.root),
+            "PATH": "/usr/bin:/bin",
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", RUNNER, str(REPO), str(LAUNCHER)],
+            env=env,
+            cwd="/",
+            user=entry.uid,
+            group=entry.gid,
+            extra_groups=[],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr
+    modules = json.loads(proc.stderr.rsplit("MODULES=", 1)[1])
+    return proc.stdout, modules
+
+
+def test_home_loads_no_acme_requests_or_key_generation(cpanel_page: RunningSandbox) -> None:
+    user, domain = new_user(cpanel_page, "light")
+    out, modules = _run_page(cpanel_page, user, "")
+    assert out.startswith("Status: 200 OK"), out[:500]
+    assert domain in out and "Your websites" in out
+    assert modules == [], f"Home imported {modules}"
+
+
+def test_the_runner_would_see_heavy_modules(cpanel_page: RunningSandbox) -> None:
+    # View parses certificates with cryptography, so the same check must catch that import:
+    # proof that an empty list above means something.
+    user, domain = new_user(cpanel_page, "heavy")
+    _out, modules = _run_page(cpanel_page, user, f"action=view&vhost={domain}")
+    assert any(m.startswith("cryptography.hazmat.primitives.asymmetric.") for m in modules)
