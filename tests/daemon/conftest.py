@@ -4,6 +4,7 @@ for all three. The daemon runs as a real subprocess (`daemon/letsencrypt-cpaneld
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,15 @@ class Bed:
 
     def home(self, user: str) -> Path:
         return self.root / "home" / user
+
+    def forget_acme_account(self, user: str) -> None:
+        """Pebble reuses an account's valid authorizations half of the time (pebble.md), so a
+        renewal might never fetch a challenge: the test (never the product) makes the user's
+        record forget its ACME account, so the next order starts from fresh authorizations."""
+        path = self.home(user) / ".cpanel/nvdata/letsencrypt-cpanel"
+        record = json.loads(path.read_text())
+        record["accounts"] = {}
+        path.write_text(json.dumps(record))
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ hanging worker is killed at its timeout and the others proceed."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -18,13 +17,7 @@ def _redirect_everything(bed: Bed, user: str) -> None:
     htaccess.write_text("Redirect 301 / http://elsewhere.test/\n")
     uid = bed.home(user).stat().st_uid
     os.chown(htaccess, uid, uid)
-    # Pebble reuses an account's valid authorizations half of the time (pebble.md), so the
-    # renewal would never meet the redirect: the test (not the product) makes the user's record
-    # forget its ACME account, so the next order starts from fresh authorizations.
-    path = bed.home(user) / ".cpanel/nvdata/letsencrypt-cpanel"
-    record = json.loads(path.read_text())
-    record["accounts"] = {}
-    path.write_text(json.dumps(record))
+    bed.forget_acme_account(user)
 
 
 def test_failing_vhost_is_mailed_once_and_backed_off(bed: Bed) -> None:
