@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 # Debian packages: Pebble (the ACME test CA) and Chromium (browser tests). Installed only when missing.
 deps: $(STAMP)
-	@missing=""; for p in pebble chromium python3-venv; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in pebble chromium python3-venv systemd shellcheck; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
