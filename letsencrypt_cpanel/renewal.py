@@ -37,7 +37,6 @@ from .user_renewal import NAMES_GONE, REPLACED, renew_user
 
 log = logging.getLogger(__name__)
 
-OK_STATUSES = frozenset({"renewed", "reinstalled", "not_due"})
 TERMINAL_STATUSES = frozenset({REPLACED, NAMES_GONE})
 LAST_FULL_SWEEP = "last_full_sweep"
 
@@ -69,10 +68,8 @@ class CycleResult:
 
 
 def _issuer_of(cert_pem: str) -> str:
-    if not cert_pem:
-        return ""
     try:
-        return certificate_facts(cert_pem).issuer_common_name
+        return certificate_facts(cert_pem).issuer_common_name if cert_pem else ""
     except (ValueError, TypeError):
         return ""
 
@@ -279,7 +276,7 @@ class _Cycle:
                 self.result.renewed.append((work.user, out.vhost))
             elif out.action == "failed":
                 self.result.failed.append((work.user, out.vhost))
-            if out.action not in ("not_due",):
+            if out.action != "not_due":
                 log.info("%s %s: %s %s", work.user, out.vhost, out.action, out.error)
         account = self.accounts.get(work.user)
         address = usable_email(account.email if account else None)
@@ -384,9 +381,11 @@ def run_once(
                     cycle.reported(item, future.result())
                 except Error as exc:
                     cycle.worker_failed(item.user, str(exc))
-    if not result.stopped_early and result.full_sweep:
-        with db.transaction():
+    with db.transaction():
+        if not result.stopped_early and result.full_sweep:
             db.set_meta(LAST_FULL_SWEEP, str(int(now)))
+        db.set_meta("last_cycle", str(int(now)))
+        db.set_meta("last_cycle_result", describe(result))
     cycle.finish()
     return result
 

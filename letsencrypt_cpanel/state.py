@@ -17,6 +17,7 @@ data to compare and show, never a path to open or a command to run.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import sqlite3
@@ -332,6 +333,24 @@ class StateDB:
             (now,),
         ).fetchone()
         return _int(row[0]) if row else 0
+
+
+def daemon_pid(settings: Settings) -> int | None:
+    """The running daemon's pid, or None. The daemon holds an exclusive flock on its pid file
+    for its whole life, so a file left by a crash (kill -9, power cut) does not count."""
+    try:
+        fd = os.open(settings.daemon_pid_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 32).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else None
+        return None  # nobody holds it: stale
+    finally:
+        os.close(fd)
 
 
 def _vhost_row(row: tuple[object, ...]) -> VhostState:

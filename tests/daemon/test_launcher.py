@@ -1,0 +1,96 @@
+"""The launcher as the init systems run it: detached with a pid file (SysVinit), attached with
+`--foreground` (systemd); SIGUSR1 runs a cycle now, SIGHUP rereads the config, SIGTERM stops
+cleanly and removes the pid file; a pid file left by a crash does not block a start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from letsencrypt_cpanel.config import load_settings
+from letsencrypt_cpanel.state import daemon_pid
+from tests.daemon.conftest import Bed
+
+
+def _wait_for(check: Callable[[], object], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in _proc_state(pid)
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
+def test_detached_daemon_pid_file_and_signals(bed: Bed) -> None:
+    bed.sandbox.add_user("solo", "solo.test", email="solo@mail.test")
+    bed.issue("solo", "solo.test")
+    bed.set("renewal_interval_hours", "1000")
+    settings = load_settings({"LECP_ROOT": str(bed.root)})
+    pid_file, log_file = settings.daemon_pid_file, settings.daemon_log_file
+    # A pid file left by a crash (nobody holds its lock) must not block the start.
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text("999999\n")
+
+    started = bed.daemon()
+    assert started.returncode == 0, started.stderr
+    _wait_for(lambda: daemon_pid(settings), "the pid file")
+    pid = daemon_pid(settings)
+    assert pid and _alive(pid) and pid_file.read_text() == f"{pid}\n"
+    assert "running (pid" in bed.lecp.ok("daemon", "status")
+
+    def cycles() -> int:
+        return log_file.read_text().count("renewal cycle done") if log_file.exists() else 0
+
+    _wait_for(lambda: cycles() == 1, "the first cycle")
+    assert log_file.stat().st_mode & 0o777 == 0o600
+    second = bed.daemon()
+    assert second.returncode != 0 and "already running" in second.stderr
+
+    assert "Asked the daemon" in bed.lecp.ok("daemon", "run-now")  # SIGUSR1
+    _wait_for(lambda: cycles() == 2, "the cycle SIGUSR1 asked for")
+    bed.set("parallel_workers", "2")
+    os.kill(pid, signal.SIGHUP)
+    _wait_for(lambda: "configuration reread" in log_file.read_text(), "SIGHUP")
+
+    os.kill(pid, signal.SIGTERM)
+    _wait_for(lambda: not _alive(pid), "the daemon to stop")
+    assert not pid_file.exists()
+    assert "stopped" in log_file.read_text()
+    assert "not running" in bed.lecp.ok("daemon", "status")
+
+
+def test_foreground_daemon_logs_to_stderr_and_stops_on_sigterm(bed: Bed) -> None:
+    bed.set("renewal_interval_hours", "1000")
+    settings = load_settings({"LECP_ROOT": str(bed.root)})
+    proc = bed.popen("--foreground")
+    try:
+        _wait_for(lambda: daemon_pid(settings) == proc.pid, "the pid file")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "renewal cycle done" in err and "stopped" in err
+    assert not settings.daemon_pid_file.exists()
+    assert not settings.daemon_log_file.exists()  # systemd: the journal has it all
