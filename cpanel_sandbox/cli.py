@@ -1,4 +1,4 @@
-"""python -m cpanel_sandbox: init, add-user, login, serve."""
+"""python -m cpanel_sandbox: init, add-user, populate, login, serve."""
 
 from __future__ import annotations
 
@@ -28,6 +28,17 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--email")
     add.add_argument("--owner", default="root")
     add.add_argument("--plan", default="default")
+
+    pop = sub.add_parser("populate", help="add many accounts at once (big sandboxes, benchmarks)")
+    pop.add_argument("root", type=Path)
+    pop.add_argument("--users", type=int, required=True)
+    pop.add_argument("--vhosts", type=int, required=True, help="in all: main + addons, spread")
+    pop.add_argument("--certs", action="store_true", help="a plugin certificate on every vhost")
+    pop.add_argument("--due", type=int, default=0, help="this many certificates due for renewal")
+    pop.add_argument("--prefix", default="u", help="user names: PREFIX0001, PREFIX0002, ...")
+    pop.add_argument("--owner", default="root")
+    pop.add_argument("--directory", help="ACME directory URL recorded with the certificates")
+    pop.add_argument("--processes", type=int, help="writer processes (default: one per core)")
 
     login = sub.add_parser("login", help="print a URL that logs a browser into a session")
     login.add_argument("root", type=Path)
@@ -96,6 +107,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 email=args.email,
                 owner=args.owner,
                 plan=args.plan,
+            )
+        elif args.command == "populate":
+            from cpanel_sandbox import populate
+
+            done = populate.populate(
+                root,
+                args.users,
+                args.vhosts,
+                with_certs=args.certs,
+                due=args.due,
+                prefix=args.prefix,
+                owner=args.owner,
+                directory=args.directory or populate.DEFAULT_DIRECTORY,
+                processes=args.processes,
+            )
+            print(
+                f"{len(done.users)} users, {done.vhosts} vhosts, {done.certificates} certificates "
+                f"({done.due} due) in {done.seconds:.1f} s"
             )
         elif args.command == "login":
             return _login(root, args.user, args.service)
