@@ -18,6 +18,7 @@ BUSY_LOCK = "letsencrypt-cpanel.page.lock"
 
 # The issuance code's step names (issuance.py, acme_client.py) in the words the page shows.
 STEP_TEXTS = {
+    "starting": "Starting",
     "checking names": "Checking the names with cPanel",
     "contacting the certificate authority": "Contacting the certificate authority",
     "making the key": "Making the private key",
@@ -50,7 +51,7 @@ class ProgressFile:
 
     def start(self, vhost: str) -> None:
         self.vhost, self.steps, self.started = vhost, [], time.time()
-        self.step("checking names")
+        self.step("starting")
 
     def step(self, step: str) -> None:
         self.steps.append(step)

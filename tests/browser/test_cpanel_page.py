@@ -1,0 +1,117 @@
+"""The cPanel page in Chromium: log in with a cPanel login URL, open the plugin from cPanel's
+home, click Issue, watch the live progress, and see the website Secured. A screenshot of Home
+is kept as a test artifact (artifacts/cpanel-home.png)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from tests.fixtures.lecp import configure
+from tests.fixtures.pebble import PebbleInstance
+from tests.fixtures.plugin_pages import (
+    REPO,
+    enable_plugin_feature,
+    install_cpanel_page,
+    new_user,
+)
+from tests.fixtures.sandbox import RunningSandbox
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Logs every text the progress panel shows, as the page changes it.
+WATCH_PROGRESS = """() => {
+  const panel = document.getElementById("progress");
+  new MutationObserver(() => {
+    const step = document.getElementById("progress-step").textContent;
+    const all = [...document.querySelectorAll("#progress-steps li")].map(li => li.textContent);
+    console.log("PROGRESS " + JSON.stringify({step: step, steps: all, shown: !panel.hidden}));
+  }).observe(panel, {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page_sandbox(sandbox: RunningSandbox, pebble: PebbleInstance) -> RunningSandbox:
+    configure(sandbox, pebble)
+    install_cpanel_page(sandbox)
+    enable_plugin_feature(sandbox)
+    return sandbox
+
+
+def test_issue_in_the_browser_shows_progress_then_secured(
+    page_sandbox: RunningSandbox, browser: Browser
+) -> None:
+    user, domain = new_user(page_sandbox, "browser", addons=["browser-shop.test"])
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    console: list[str] = []
+    errors: list[str] = []
+    page.on("console", lambda msg: console.append(msg.text))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    page.goto(page_sandbox.login_url(user))
+    page.click("text=letsencrypt-cpanel")  # cPanel's home links to the plugin
+    page.wait_for_selector("#websites")
+    row = page.locator(f'tr[data-vhost="{domain}"]')
+    assert row.get_attribute("data-status") == "not_secured"
+    assert "Not secured" in row.inner_text()
+
+    row.locator("text=Issue").click()
+    page.wait_for_selector("#issue-form")
+    assert page.is_checked(f'input[name="name"][value="{domain}"]')
+    assert page.is_checked(f'input[name="name"][value="www.{domain}"]')
+    assert page.input_value("#key_type") == "rsa:2048"
+    page.select_option("#key_type", "ecdsa:p-256")
+    page.evaluate(WATCH_PROGRESS)
+
+    with page.expect_navigation(url=re.compile(r"letsencrypt\.live\.cgi$"), timeout=120_000):
+        page.click("#issue-button")
+    page.wait_for_selector("#message")
+
+    shown = [line for line in console if line.startswith("PROGRESS ")]
+    assert shown, f"the progress panel never changed; console: {console}"
+    assert any('"shown": true' in line or '"shown":true' in line for line in shown)
+    assert any(f"Proving you control {domain}" in line for line in shown), shown
+    assert any("Installing the certificate" in line for line in shown), shown
+
+    assert f"{domain} is secured until" in page.inner_text("#message")
+    row = page.locator(f'tr[data-vhost="{domain}"]')
+    assert row.get_attribute("data-status") == "secured"
+    assert "Secured until" in row.inner_text()
+    assert "From this plugin" in row.inner_text()
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "cpanel-home.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert Path(shot).stat().st_size > 1000
+
+    # View shows the new certificate's facts; no script error or CSP refusal on the way.
+    row.locator("text=View").click()
+    page.wait_for_selector("#fingerprint")
+    assert re.fullmatch(r"([0-9A-F]{2}:){31}[0-9A-F]{2}", page.inner_text("#fingerprint"))
+    assert "BEGIN CERTIFICATE" in page.inner_text("#cert-pem")
+    assert errors == []
+    assert not [line for line in console if "Content Security Policy" in line], console
+    context.close()
