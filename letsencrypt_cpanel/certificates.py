@@ -14,7 +14,7 @@ from typing import Any
 
 from .cpanel.models import InstalledHost, Vhost
 from .errors import NameRefused
-from .names import normalize_names, order_names
+from .names import drop_covered_names, normalize_names, order_names, wildcard_base
 from .record_format import STATE_REPLACED, CertificateEntry, Record
 
 SECURED = "secured"
@@ -176,14 +176,16 @@ def statuses(
 
 
 def vhost_for_names(
-    raw_names: Sequence[str], vhosts: Sequence[Vhost], limit: int
+    raw_names: Sequence[str], vhosts: Sequence[Vhost], limit: int, *, allow_wildcard: bool = False
 ) -> tuple[Vhost, list[str]]:
     """The one vhost that serves every requested name, and the names in certificate order.
 
+    A wildcard `*.example.com` (when allowed) belongs to the vhost of `example.com`; names a
+    wildcard of the same request covers are dropped (the CA refuses redundant names).
     Raises NameRefused naming the first name cPanel does not list for this user, or the first
     name that belongs to a different vhost than the others.
     """
-    names = normalize_names(raw_names, limit=limit)
+    names = normalize_names(raw_names, limit=limit, allow_wildcard=allow_wildcard)
     owner: dict[str, Vhost] = {}
     for v in vhosts:
         for n in v.names:
@@ -191,7 +193,7 @@ def vhost_for_names(
         owner.setdefault(v.domain.lower(), v)
     chosen: Vhost | None = None
     for name in names:
-        found = owner.get(name)
+        found = owner.get(wildcard_base(name))
         if found is None:
             raise NameRefused(name, "is not a domain of this cPanel account")
         if chosen is None:
@@ -203,7 +205,7 @@ def vhost_for_names(
                 "issue one certificate per website",
             )
     assert chosen is not None
-    return chosen, order_names(names, chosen.domain)
+    return chosen, order_names(drop_covered_names(names), chosen.domain)
 
 
 def find_vhost(vhosts: Sequence[Vhost], wanted: str) -> Vhost:

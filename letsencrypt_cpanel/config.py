@@ -24,6 +24,11 @@ SECRETS_PATH = "/etc/letsencrypt-cpanel.secrets"
 STATE_DIR = "/var/lib/letsencrypt-cpanel"
 DAEMON_PID_PATH = "/var/run/letsencrypt-cpanel.pid"
 DAEMON_LOG_PATH = "/var/log/letsencrypt-cpanel.log"
+# Root's socket for what user-side code must ask root for (root_service.py).
+ROOT_SOCKET_PATH = "/var/run/letsencrypt-cpanel.sock"
+# The EAB HMAC key, alone in a root-only file: root processes that fork user workers read the
+# secrets file, and what they read, every worker would carry in its memory (eab.py).
+EAB_KEY_PATH = "/etc/letsencrypt-cpanel.eab-hmac-key"
 
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -57,6 +62,16 @@ class Settings:
     order_deadline: float = 90.0
     max_names_per_certificate: int = 100
     eab_kid: str = ""
+    # The CA the EAB key id belongs to ("" = acme_directory): root signs bindings only for it.
+    eab_directory: str = ""
+    # Dry runs ("Test", `le-cp ssl issue --dry-run`) issue here and install nothing.
+    staging_directory: str = LETSENCRYPT_STAGING
+    # A profile from the directory's `meta.profiles` ("" = the CA's default).
+    acme_profile: str = ""
+    # The chain whose root has this common name, when the CA offers several ("" = its default).
+    preferred_chain: str = ""
+    # How long dns-01 waits for the zone's servers to answer with a new TXT record.
+    dns_propagation_timeout: float = 120.0
     # -- the daemon (renewal.py, notify.py, hooks.py) --
     # Hours between two renewal cycles (SIGUSR1 starts one at once).
     renewal_interval_hours: float = 12.0
@@ -107,6 +122,14 @@ class Settings:
     @property
     def daemon_log_file(self) -> Path:
         return self.path(DAEMON_LOG_PATH)
+
+    @property
+    def root_socket(self) -> Path:
+        return self.path(ROOT_SOCKET_PATH)
+
+    @property
+    def eab_key_file(self) -> Path:
+        return self.path(EAB_KEY_PATH)
 
     @property
     def cpanel_service_pem(self) -> Path:
@@ -160,7 +183,13 @@ def validate(name: str, value: Any) -> Any:
         raise ConfigError(f"{name} must be a port number (1-65535)")
     if name == "renewal_fraction" and not 0 < coerced < 1:
         raise ConfigError("renewal_fraction must be between 0 and 1")
-    positive = ("renewal_interval_hours", "full_sweep_days", "hook_timeout", "worker_timeout")
+    positive = (
+        "renewal_interval_hours",
+        "full_sweep_days",
+        "hook_timeout",
+        "worker_timeout",
+        "dns_propagation_timeout",
+    )
     if name in positive and not coerced > 0:
         raise ConfigError(f"{name} must be a positive number")
     if name == "parallel_workers" and not 1 <= coerced <= 64:
@@ -170,8 +199,12 @@ def validate(name: str, value: Any) -> Any:
     paths = ("post_renewal_hook", "sendmail_path", "smtp_ca_bundle")
     if name in paths and coerced and not str(coerced).startswith("/"):
         raise ConfigError(f"{name} must be an absolute path")
-    if name == "acme_directory" and not str(coerced).startswith(("https://", "http://")):
-        raise ConfigError("acme_directory must be an https:// URL")
+    urls = ("acme_directory", "staging_directory", "eab_directory")
+    optional = name == "eab_directory" and not coerced
+    if name in urls and not optional and not str(coerced).startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an https:// URL")
+    if name == "acme_profile" and coerced and not str(coerced).replace("-", "").isalnum():
+        raise ConfigError("acme_profile must be a profile name the CA lists (letters, digits, -)")
     return coerced
 
 
@@ -230,6 +263,9 @@ def _write_json_atomic(path: Path, data: Mapping[str, Any], mode: int) -> None:
 
 def set_value(settings: Settings, name: str, value: str) -> None:
     """Persist one setting: secrets to the 0600 secrets file, everything else to the 0644 config."""
+    if name == "eab_hmac_key":
+        _write_eab_key(settings, value)
+        return
     if name in SECRET_KEYS:
         data = _read_json(settings.secrets_file)
         data[name] = value
@@ -239,6 +275,27 @@ def set_value(settings: Settings, name: str, value: str) -> None:
     data = _read_json(settings.config_file)
     data[name] = list(coerced) if isinstance(coerced, tuple) else coerced
     _write_json_atomic(settings.config_file, data, 0o644)
+
+
+def _write_eab_key(settings: Settings, value: str) -> None:
+    """The EAB HMAC key goes to its own 0600 file (EAB_KEY_PATH says why); a copy an older
+    version left in the secrets file is removed."""
+    path = settings.eab_key_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(value.strip() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    data = _read_json(settings.secrets_file)
+    if data.pop("eab_hmac_key", None) is not None:
+        _write_json_atomic(settings.secrets_file, data, 0o600)
 
 
 def update_config(root: Path, values: Mapping[str, Any]) -> None:

@@ -93,8 +93,28 @@ def display_name(ascii_name: str) -> str:
 
 
 def order_names(names: Sequence[str], primary: str) -> list[str]:
-    """The vhost's own name first (it becomes the certificate's common name), then the rest."""
-    return sorted(names, key=lambda n: (n != primary, n != f"www.{primary}", n))
+    """The vhost's own name first (it becomes the certificate's common name), then its
+    wildcard and `www.`, then the rest."""
+    return sorted(
+        names, key=lambda n: (n != primary, n != f"*.{primary}", n != f"www.{primary}", n)
+    )
+
+
+def is_wildcard(name: str) -> bool:
+    return name.startswith("*.")
+
+
+def wildcard_base(name: str) -> str:
+    """`example.com` for `*.example.com`; any other name unchanged."""
+    return name[2:] if is_wildcard(name) else name
+
+
+def drop_covered_names(names: Sequence[str]) -> list[str]:
+    """The names without those a wildcard of the same list already covers (`www.example.com`
+    next to `*.example.com`; a wildcard covers exactly one label, RFC 6125 §6.4.3). The CA
+    refuses an order with such redundant names. The base name itself is not covered."""
+    wildcards = {wildcard_base(n) for n in names if is_wildcard(n)}
+    return [n for n in names if is_wildcard(n) or n.split(".", 1)[-1] not in wildcards]
 
 
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[a-z0-9-]+(\.[a-z0-9-]+)+$", re.IGNORECASE)
