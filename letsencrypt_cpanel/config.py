@@ -52,6 +52,8 @@ class Settings:
     whm_user: str = "root"
     # Port the self-check fetches http-01 tokens on; the CA always uses 80 on a real server.
     http_port: int = 80
+    # Where a redirect of the challenge path to https:// lands (the CA follows it to 443).
+    https_port: int = 443
     # Resolvers for the self-check and dns-01, "ip" or "ip:port"; empty = the system's.
     resolvers: tuple[str, ...] = ()
     default_key_type: str = "rsa:2048"
@@ -179,7 +181,10 @@ def validate(name: str, value: Any) -> Any:
     coerced = _coerce(name, value)
     if name == "default_key_type" and coerced not in KEY_TYPES:
         raise ConfigError(f"default_key_type must be one of {', '.join(KEY_TYPES)}")
-    if name in ("cpanel_port", "whm_port", "http_port", "smtp_port") and not 0 < coerced < 65536:
+    if (
+        name in ("cpanel_port", "whm_port", "http_port", "https_port", "smtp_port")
+        and not 0 < coerced < 65536
+    ):
         raise ConfigError(f"{name} must be a port number (1-65535)")
     if name == "renewal_fraction" and not 0 < coerced < 1:
         raise ConfigError("renewal_fraction must be between 0 and 1")

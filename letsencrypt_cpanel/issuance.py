@@ -143,7 +143,9 @@ class Issuer:
         solver = WebrootSolver(
             {name: Path(vhost.docroot) for name in names},
             self_check=SelfCheck(
-                resolvers=self.settings.resolvers, http_port=self.settings.http_port
+                resolvers=self.settings.resolvers,
+                http_port=self.settings.http_port,
+                https_port=self.settings.https_port,
             ),
         )
         previous = record.certificates.get(vhost.domain)

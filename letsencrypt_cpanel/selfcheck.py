@@ -4,8 +4,10 @@ The CA resolves the name and fetches `http://<name>/.well-known/acme-challenge/<
 outside; Let's Encrypt tries the AAAA address first. A broken `.htaccess`, a stale AAAA record
 or a proxy in front makes that fail, and every failure spends the CA's failed-validation limit.
 So the plugin looks first, the same way, at EVERY address the name resolves to, and says what
-it saw. Redirects are reported, not followed: a redirect of the challenge path is almost always
-a rewrite rule meant for pages, and where it leads is exactly what the person must check.
+it saw. Redirects are followed the way Let's Encrypt follows them (to http on port 80 or https
+on port 443, at most 10, any certificate accepted on https), because a site that forces HTTPS
+still validates; where a redirect leads somewhere that does not serve the token, the message
+names the chain, since that is exactly what the person must check.
 
 The key authorization is only compared, never sent, logged or put in a message.
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import ssl
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +30,7 @@ from .errors import SelfCheckFailed
 USER_AGENT = "letsencrypt-cpanel-selfcheck"
 _MAX_BODY = 8192
 _SNIPPET = 60
+_MAX_REDIRECTS = 10  # what Let's Encrypt's VA allows
 
 
 def parse_resolver(spec: str) -> tuple[str, int]:
@@ -67,6 +72,8 @@ class SelfCheck:
     resolvers: Sequence[str] = ()
     http_port: int = 80
     timeout: float = 5.0
+    # Where a redirect to https:// lands (443 on a real server; the CA follows those too).
+    https_port: int = 443
 
     def _resolver(self) -> dns.resolver.Resolver:
         if not self.resolvers:
@@ -111,10 +118,21 @@ class SelfCheck:
             )
         return found
 
-    def fetch(self, domain: str, address: str, path: str) -> FetchResult:
-        """GET `path` from `address` with `Host: domain`; raises OSError on connection failure."""
-        host = domain if self.http_port == 80 else f"{domain}:{self.http_port}"
-        conn = http.client.HTTPConnection(address, self.http_port, timeout=self.timeout)
+    def fetch(self, domain: str, address: str, path: str, *, tls: bool = False) -> FetchResult:
+        """GET `path` from `address` with `Host: domain` (over TLS to `https_port` when `tls`);
+        raises OSError on connection failure."""
+        port = self.https_port if tls else self.http_port
+        host = domain if port == (443 if tls else 80) else f"{domain}:{port}"
+        conn: http.client.HTTPConnection
+        if tls:
+            # The CA accepts any certificate when it follows a redirect to https (the site may
+            # not have one yet: that is why it is here); nothing secret is sent.
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            conn = http.client.HTTPSConnection(address, port, timeout=self.timeout, context=context)
+        else:
+            conn = http.client.HTTPConnection(address, port, timeout=self.timeout)
         try:
             conn.request(
                 "GET",
@@ -126,6 +144,41 @@ class SelfCheck:
             return FetchResult(address, resp.status, resp.getheader("Location") or "", body)
         finally:
             conn.close()
+
+    def _follow(self, target: str, path: str) -> FetchResult | str:
+        """Fetch a redirect's target as the CA would, or say why the CA would not follow it."""
+        url = urllib.parse.urlsplit(urllib.parse.urljoin(f"http://x{path}", target))
+        advice = (
+            "Check .htaccess redirects and rewrite rules: /.well-known/acme-challenge/ must be "
+            "served as plain files."
+        )
+        if url.scheme not in ("http", "https") or not url.hostname:
+            return f"and the certificate authority does not follow that kind of redirect. {advice}"
+        if url.port not in (None, 80, 443):
+            return (
+                f"and the certificate authority only follows redirects to ports 80 and 443, "
+                f"not {url.port}. {advice}"
+            )
+        try:
+            ipaddress.ip_address(url.hostname)
+        except ValueError:
+            pass
+        else:
+            return (
+                "and the certificate authority does not follow redirects to an IP address. "
+                + advice
+            )
+        try:
+            address = self.addresses(url.hostname)[0]
+        except SelfCheckFailed as exc:
+            return f"and {url.hostname} cannot be reached: {exc.detail}"
+        query = f"?{url.query}" if url.query else ""
+        result = self.fetch(
+            url.hostname, address, (url.path or "/") + query, tls=url.scheme == "https"
+        )
+        if result.status == 200 or 300 <= result.status < 400:
+            return result
+        return f"and {url.hostname} answers HTTP {result.status} there. {advice}"
 
     def verify(self, domain: str, token: str, key_authorization: str) -> None:
         """Raise SelfCheckFailed unless every address of `domain` serves `key_authorization`
@@ -153,6 +206,14 @@ class SelfCheck:
         )
         try:
             result = self.fetch(domain, address, path)
+            hops: list[str] = []
+            while 300 <= result.status < 400 and len(hops) < _MAX_REDIRECTS:
+                target = result.location
+                hops.append(f"{result.status} to {target.replace(token, '<token>') or '?'}")
+                followed = self._follow(target, path)
+                if isinstance(followed, str):
+                    return f"{where}: redirects ({', then '.join(hops)}), {followed}"
+                result = followed
         except ConnectionRefusedError:
             return f"{where}: connection refused, nothing listens there.{elsewhere}"
         except TimeoutError:
@@ -162,11 +223,12 @@ class SelfCheck:
         except http.client.HTTPException as exc:
             return f"{where}: the answer is not valid HTTP ({exc.__class__.__name__})."
         if 300 <= result.status < 400:
-            target = result.location.replace(token, "<token>") or "(no Location)"
             return (
-                f"{where}: redirects ({result.status}) to {target}. Check .htaccess redirects and "
+                f"{where}: more than {_MAX_REDIRECTS} redirects. Check .htaccess redirects and "
                 "rewrite rules: /.well-known/acme-challenge/ must be served as plain files."
             )
+        if hops:
+            where = f"{where} (after redirects: {', then '.join(hops)})"
         if result.status != 200:
             hint = {
                 403: "access is denied: check .htaccess deny rules, ModSecurity, or file modes",

@@ -114,16 +114,45 @@ def test_not_found(check: SelfCheck, site: DocrootServer) -> None:
     assert "HTTP 404" in err.detail and "document root" in err.detail
 
 
-def test_redirect_is_reported_not_followed(check: SelfCheck, site: DocrootServer) -> None:
+def test_redirect_is_followed_as_the_ca_follows_it(
+    check: SelfCheck, site: DocrootServer, docroot: Path
+) -> None:
+    # A site that moved its files (or forces another path) still validates at the CA, which
+    # follows redirects on ports 80/443: the self-check must not refuse it.
     path = f"/.well-known/acme-challenge/{TOKEN}"
-    site.redirects[path] = f"https://moved.example.com{path}"
+    site.redirects[path] = f"http://moved.example.com/new-home{path}"
+    target = docroot / "new-home" / ".well-known" / "acme-challenge"
+    target.mkdir(parents=True)
+    (target / TOKEN).write_text(KEY_AUTH)
+    check.verify("redirect.example.com", TOKEN, KEY_AUTH)
+    assert [p for p, _ in site.requests_seen] == [path, f"/new-home{path}"]
+
+
+def test_redirect_to_a_missing_file_names_the_chain(check: SelfCheck, site: DocrootServer) -> None:
+    path = f"/.well-known/acme-challenge/{TOKEN}"
+    site.redirects[path] = f"http://moved.example.com/gone{path}"
     err = _fails(check, "redirect.example.com")
-    assert "redirects (302) to https://moved.example.com/.well-known/acme-challenge/<token>" in (
-        err.detail
+    assert (
+        "redirects (302 to http://moved.example.com/gone/.well-known/acme-challenge/<token>)"
+        in (err.detail)
     )
-    assert ".htaccess" in err.detail
+    assert "HTTP 404" in err.detail and ".htaccess" in err.detail
     assert TOKEN not in err.detail
+
+
+def test_redirect_to_a_port_the_ca_never_uses(check: SelfCheck, site: DocrootServer) -> None:
+    path = f"/.well-known/acme-challenge/{TOKEN}"
+    site.redirects[path] = f"https://moved.example.com:8443{path}"
+    err = _fails(check, "redirect.example.com")
+    assert "only follows redirects to ports 80 and 443, not 8443" in err.detail
     assert len(site.requests_seen) == 1
+
+
+def test_redirect_loop_is_cut(check: SelfCheck, site: DocrootServer) -> None:
+    path = f"/.well-known/acme-challenge/{TOKEN}"
+    site.redirects[path] = f"http://loop.example.com{path}"
+    err = _fails(check, "loop.example.com")
+    assert "more than 10 redirects" in err.detail
 
 
 def test_servfail_says_dns_is_broken(dns: PebbleInstance, check: SelfCheck) -> None:
