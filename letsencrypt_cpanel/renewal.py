@@ -161,7 +161,8 @@ def plan_work(
                 continue
             on_vhost = [v for v in installed.get(account.user, []) if row.vhost in v.domains]
             cert = on_vhost[0].certificate if on_vhost else None
-            if cert is None or cert.is_self_signed or cert.not_after != row.not_after:
+            moved = cert is None or cert.is_self_signed or cert.not_after != row.not_after
+            if moved or (row.issuer and cert is not None and cert.issuer_cn != row.issuer):
                 reasons.append(f"{row.vhost}: the plugin's certificate is no longer installed")
         for sv in installed.get(account.user, []):
             cert = sv.certificate

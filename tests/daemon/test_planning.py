@@ -1,0 +1,172 @@
+"""Who has work, decided from root's state and WHM's answers alone; backoff; what gets mailed;
+a worker's summary read as untrusted input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from letsencrypt_cpanel.config import Settings
+from letsencrypt_cpanel.cpanel.models import Account, CertificateFacts, SslVhost
+from letsencrypt_cpanel.errors import WorkerError
+from letsencrypt_cpanel.notify import FAILED, LEFT_ALONE, RENEWED, plan_mails
+from letsencrypt_cpanel.renewal import parse_report, plan_work
+from letsencrypt_cpanel.state import DAY, HOUR, StateDB, UserReport, VhostReport, backoff_delay
+
+NOW = 1_800_000_000
+ISSUER = "Test Intermediate R1"
+
+
+def account(user: str, suspended: bool = False) -> Account:
+    return Account(user, f"{user}.test", f"{user}@mail.test", "root", suspended, 1000)
+
+
+def installed(
+    user: str, not_after: int, issuer: str = ISSUER, lifetime: int = 90 * DAY
+) -> SslVhost:
+    cert = CertificateFacts(
+        "id", (f"{user}.test",), f"{user}.test", issuer, "", not_after - lifetime, not_after, False
+    )
+    return SslVhost(f"{user}.test", user, (f"{user}.test",), "/home", "main", cert)
+
+
+def report(*outcomes: VhostReport, disable_mail: bool = False) -> UserReport:
+    return UserReport(disable_mail, list(outcomes))
+
+
+def ok(user: str, not_after: int, action: str = "renewed") -> VhostReport:
+    return VhostReport(
+        f"{user}.test", action, (f"{user}.test",), not_after - 90 * DAY, not_after, ISSUER
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[StateDB]:
+    with StateDB.open(Settings(root=tmp_path)) as opened:
+        yield opened
+
+
+def test_backoff_grows_hourly_to_a_day() -> None:
+    assert [backoff_delay(n) for n in range(8)] == [
+        0, HOUR, 2 * HOUR, 4 * HOUR, 8 * HOUR, 16 * HOUR, DAY, DAY,
+    ]  # fmt: skip
+    assert backoff_delay(10_000) == DAY
+
+
+def test_first_cycle_sweeps_everyone_but_the_suspended(db: StateDB) -> None:
+    accounts = [account("a"), account("b", suspended=True), account("root")]
+    work, suspended = plan_work(accounts, [], db, Settings(), NOW, full_sweep=True)
+    assert [w.user for w in work] == ["a"] and suspended == ["b"]
+
+
+def test_between_sweeps_only_users_with_work(db: StateDB) -> None:
+    users = ["fresh", "due", "gone", "replaced", "failing", "backoff", "stranger", "other"]
+    fresh_until = NOW + 80 * DAY
+    for user in ["fresh", "due", "gone"]:
+        db.record_report(user, frozenset(), report(ok(user, NOW + 80 * DAY)), NOW - DAY)
+    db.record_report("due", frozenset(), report(ok("due", NOW + 10 * DAY)), NOW - DAY)
+    db.record_report("replaced", frozenset(), report(ok("replaced", NOW, "replaced")), NOW)
+    failed = VhostReport("failing.test", "failed", ("failing.test",), 0, NOW + 5 * DAY, "", "boom")
+    db.record_report("failing", frozenset(), report(failed), NOW - 2 * HOUR)  # retry at NOW - 1 h
+    db.record_report("backoff", frozenset(), report(failed), NOW - 10)
+    db.record_failure("other", "worker timed out", NOW - 10)
+    db.add_issuer(ISSUER, NOW)
+    ssl = [
+        installed("fresh", fresh_until),
+        installed("due", NOW + 10 * DAY),
+        installed("gone", NOW + 80 * DAY, issuer="Someone Else"),  # another cert now
+        installed("stranger", NOW + 5 * DAY),  # ours (known issuer), due, never reported
+        installed("other", NOW + 5 * DAY),
+    ]
+    work, _ = plan_work([account(u) for u in users], ssl, db, Settings(), NOW, full_sweep=False)
+    by_user = {w.user: w for w in work}
+    assert set(by_user) == {"due", "gone", "failing", "stranger"}
+    assert by_user["due"].reasons == ("due.test due",)
+    assert "no longer installed" in by_user["gone"].reasons[0]
+    assert by_user["failing"].reasons == ("retry failing.test",)
+
+
+def test_a_vhost_in_backoff_is_skipped_while_others_of_the_user_renew(db: StateDB) -> None:
+    failed = VhostReport("b.test", "failed", ("b.test",), 0, NOW + 5 * DAY, "", "boom")
+    due = VhostReport("a.test", "renewed", ("a.test",), NOW - 80 * DAY, NOW + 10 * DAY, ISSUER)
+    db.record_report("u", frozenset(), report(due, failed), NOW - 10)
+    work, _ = plan_work([account("u")], [], db, Settings(), NOW, full_sweep=False)
+    assert work[0].skip == frozenset({"b.test"})
+    # Skipped vhosts keep their rows; vhosts the record no longer has are dropped.
+    db.record_report("u", frozenset({"b.test"}), report(), NOW)
+    assert [r.vhost for r in db.vhosts("u")] == ["b.test"]
+
+
+def test_renewal_days_makes_short_certificates_due(db: StateDB) -> None:
+    db.record_report("u", frozenset(), report(ok("u", NOW + 45 * DAY)), NOW - DAY)
+    ssl = [installed("u", NOW + 45 * DAY)]
+    assert plan_work([account("u")], ssl, db, Settings(), NOW, full_sweep=False)[0] == []
+    settings = Settings(renewal_days=60)
+    assert plan_work([account("u")], ssl, db, settings, NOW, full_sweep=False)[0] != []
+
+
+def test_failures_count_up_and_clear(db: StateDB) -> None:
+    failed = VhostReport("u.test", "failed", ("u.test",), 0, 0, "", "boom")
+    for n in (1, 2, 3):
+        db.record_report("u", frozenset(), report(failed), NOW)
+        row = db.vhost("u", "u.test")
+        assert row is not None and row.failures == n and row.next_attempt == NOW + backoff_delay(n)
+    assert db.next_retry(NOW) == NOW + 4 * HOUR
+    db.record_report("u", frozenset(), report(ok("u", NOW + 90 * DAY)), NOW)
+    row = db.vhost("u", "u.test")
+    assert row is not None and (row.failures, row.last_error, row.next_attempt) == (0, "", 0)
+    assert [e.action for e in db.history(user="u")] == ["failed"] * 3 + ["renewed"]
+
+
+def test_mail_plan_respects_switches_and_throttle(db: StateDB) -> None:
+    failed = VhostReport("f.test", "failed", ("f.test",), 0, NOW, "", "boom")
+    renewed = ok("r", NOW + 90 * DAY)
+    replaced = VhostReport("x.test", "replaced", ("x.test",))
+    before = {r.vhost: r for r in []}
+    db.record_report("u", frozenset(), report(ok("x", NOW)), NOW - DAY)
+    before = {r.vhost: r for r in db.vhosts("u")}
+
+    def never(vhost: str) -> int:
+        return 0
+
+    kinds = [k for k, _ in plan_mails(report(renewed, failed, replaced), before, Settings(),
+                                      failure_mailed_at=never, now=NOW)]  # fmt: skip
+    assert kinds == [RENEWED, FAILED, LEFT_ALONE]
+    quiet = plan_mails(
+        report(renewed, failed, disable_mail=True), {}, Settings(), failure_mailed_at=never, now=NOW
+    )
+    assert [k for k, _ in quiet] == [FAILED]  # the user's switch is about successes only
+    recent = plan_mails(
+        report(failed), {}, Settings(), failure_mailed_at=lambda v: NOW - 47 * HOUR, now=NOW
+    )
+    assert recent == []
+    off = Settings(send_success_mail=False, send_failure_mail=False)
+    assert plan_mails(report(renewed, failed), {}, off, failure_mailed_at=never, now=NOW) == []
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        None,
+        [],
+        {"outcomes": []},
+        {"disable_mail": "no", "outcomes": []},
+        {"disable_mail": False, "outcomes": "x"},
+        {"disable_mail": False, "outcomes": [{"vhost": "a", "action": "pwned"}]},
+        {"disable_mail": False, "outcomes": [{"vhost": "a" * 300, "action": "renewed"}]},
+        {"disable_mail": False, "outcomes": [{}] * 5000},
+        {"disable_mail": False, "outcomes": [dict(vars(ok("u", 1)), names=["a"], not_after=-1)]},
+        {"disable_mail": False, "outcomes": [dict(vars(ok("u", 1)), names=[1])]},
+    ],
+)
+def test_hostile_summaries_are_refused(summary: object) -> None:
+    with pytest.raises(WorkerError):
+        parse_report(summary)  # type: ignore[arg-type]
+
+
+def test_a_good_summary_is_read() -> None:
+    row = dict(vars(ok("u", NOW)), names=["u.test"], error="")
+    parsed = parse_report({"disable_mail": True, "outcomes": [row]})
+    assert parsed == report(ok("u", NOW), disable_mail=True)
