@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.fixtures.lecp import configure
 from tests.fixtures.pebble import PebbleInstance
@@ -114,4 +114,60 @@ def test_issue_in_the_browser_shows_progress_then_secured(
     assert "BEGIN CERTIFICATE" in page.inner_text("#cert-pem")
     assert errors == []
     assert not [line for line in console if "Content Security Policy" in line], console
+    context.close()
+
+
+def _open_home(page_sandbox: RunningSandbox, context: BrowserContext, user: str) -> Page:
+    page = context.new_page()
+    page.goto(page_sandbox.login_url(user))
+    page.click("text=letsencrypt-cpanel")
+    page.wait_for_selector("#websites")
+    return page
+
+
+def test_issue_works_with_javascript_off(page_sandbox: RunningSandbox, browser: Browser) -> None:
+    user, domain = new_user(page_sandbox, "nojs")
+    context = browser.new_context(ignore_https_errors=True, java_script_enabled=False)
+    page = _open_home(page_sandbox, context, user)
+    page.locator(f'tr[data-vhost="{domain}"]').locator("text=Issue").click()
+    page.wait_for_selector("#issue-form")
+    # The form POST simply waits for the certificate, then the browser follows the redirect.
+    with page.expect_navigation(url=re.compile(r"letsencrypt\.live\.cgi$"), timeout=120_000):
+        page.click("#issue-button")
+    assert f"{domain} is secured until" in page.inner_text("#message")
+    row = page.locator(f'tr[data-vhost="{domain}"]')
+    assert row.get_attribute("data-status") == "secured"
+
+    # Remove asks first, on a page of its own, then POSTs.
+    row.locator("text=Remove").click()
+    page.wait_for_selector("text=Keep it")
+    page.click("button:has-text('Remove')")
+    page.wait_for_selector("#message")
+    assert "was removed from" in page.inner_text("#message")
+    row = page.locator(f'tr[data-vhost="{domain}"]')
+    assert row.get_attribute("data-status") == "not_secured"
+    context.close()
+
+
+def test_a_failure_shows_what_to_do(page_sandbox: RunningSandbox, browser: Browser) -> None:
+    user, domain = new_user(page_sandbox, "jsfail")
+    context = browser.new_context(ignore_https_errors=True)
+    page = _open_home(page_sandbox, context, user)
+    page.locator(f'tr[data-vhost="{domain}"]').locator("text=Issue").click()
+    page.wait_for_selector("#issue-form")
+    page_sandbox.set_fault("SSL::install_ssl", "status0", times=1)
+    try:
+        with page.expect_navigation(url=re.compile(r"action=issue"), timeout=120_000):
+            page.click("#issue-button")
+    finally:
+        page_sandbox.clear_faults()
+    message = page.inner_text("#message")
+    assert "was issued and saved, but cPanel did not install it" in message
+    assert "Try Reinstall" in message
+    page.click("text=Websites")
+    row = page.locator(f'tr[data-vhost="{domain}"]')
+    row.locator("button:has-text('Reinstall')").click()
+    page.wait_for_selector("#message")
+    assert "installed again" in page.inner_text("#message")
+    assert page.locator(f'tr[data-vhost="{domain}"]').get_attribute("data-status") == "secured"
     context.close()
