@@ -99,6 +99,37 @@ class Settings:
     # An executable run as root after a cycle that renewed something; JSON summary on stdin.
     post_renewal_hook: str = ""
     hook_timeout: float = 60.0
+    # -- server-wide automation (service_certs.py, autossl.py, budgets.py) --
+    # The service (hostname) certificate: WHM's hostname plus these names, by http-01 from
+    # this docroot (Apache's default vhost; root's, not a user's).
+    hostcert_enabled: bool = True
+    hostcert_extra_names: tuple[str, ...] = ()
+    hostcert_docroot: str = "/usr/local/apache/htdocs"
+    # Where admin mail goes ("" = root@ the server's hostname).
+    admin_email: str = ""
+    # The plugin's AutoSSL: secure every vhost without a valid certificate, each cycle.
+    autossl_enabled: bool = False
+    # Names AutoSSL never requests, shell-style patterns (fnmatch), e.g. "*.staging.example.com".
+    autossl_exclude: tuple[str, ...] = ()
+    # Also put cPanel's proxy subdomains (cpanel., webmail., ...) on the certificate.
+    autossl_proxy_subdomains: bool = True
+    # A certificate from another provider is replaced only in its last days (FleetSSL's
+    # autossl_expiry_replacement_cutoff): a provider that manages it renews it before that.
+    autossl_foreign_cutoff_days: int = 2
+    # This server's addresses: a name resolving elsewhere is not sent to the CA
+    # (empty = whatever the hostname resolves to, plus loopback).
+    server_addresses: tuple[str, ...] = ()
+    # Rate-limit budgets (Let's Encrypt's limits by default; per ACME directory).
+    budget_new_accounts: int = 10  # per IP address
+    budget_new_accounts_hours: float = 3.0
+    budget_new_orders: int = 300  # per account
+    budget_new_orders_hours: float = 3.0
+    budget_certs_per_domain: int = 50  # per registered domain
+    budget_certs_per_domain_days: float = 7.0
+    budget_duplicates: int = 5  # per exact set of names
+    budget_duplicates_days: float = 7.0
+    budget_failed_validations: int = 5  # per account and name
+    budget_failed_validations_hours: float = 1.0
 
     def path(self, absolute: str) -> Path:
         """Map a fixed absolute path (e.g. `/etc/passwd`) under the root prefix."""
