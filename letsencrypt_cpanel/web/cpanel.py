@@ -7,6 +7,21 @@ every POST carries the CSRF token of the cPanel session. The app acts only on wh
 `domains_data` lists for this user, and only for users with the plugin's feature and
 `sslinstall`.
 
+The JSON API (send `Accept: application/json`; POST bodies as a form or a JSON object; the
+CSRF token in `csrf_token` or `X-CSRF-Token`, read from `data.csrf_token` of the list):
+
+    GET  ?action=list                      {"virtual_hosts": [...], "csrf_token", ...}
+    GET  ?action=view&vhost=V              names, issuer, validity, fingerprint, PEMs (no key)
+    GET  ?action=progress&vhost=V          the step an issue in flight is on
+    GET  ?action=settings                  {"send_success_mail": bool}
+    POST action=issue vhost=V name=N...    [key_type=rsa:2048|rsa:4096|ecdsa:p-256|ecdsa:p-384]
+    POST action=reinstall|remove vhost=V
+    POST action=settings send_success_mail=0|1
+
+Replies are `{"success", "errors", "data"}`: 400 bad input, 403 refused (CSRF, feature, a name
+not of the website), 404 a website not of this account, 409 busy, 502 the CA or cPanel failed.
+FleetSSL's `api_function=` names and fields (`virtual_host`, `dns_identifiers`) are accepted.
+
 This module and Home stay light (no `acme`, `requests`, `josepy`, no key generation): the
 issuance code is imported only when a POST issues, reinstalls or removes (`cpanel_views`).
 """
@@ -103,10 +118,11 @@ def create_app(
             env = {k: v for k, v in environ.items() if isinstance(v, str)}
             home = home_finder(settings, env)
             nvdata = NvdataFolder(home)
+            api = api_factory(env)
             ctx = PageContext(
                 request=request,
                 settings=settings,
-                api=api_factory(env),
+                api=api,
                 user=env.get("REMOTE_USER", ""),
                 home=home,
                 nvdata=nvdata,
@@ -116,7 +132,10 @@ def create_app(
                 nonce=nonce,
                 issuer_factory=issuer_factory,
             )
-            response = _dispatch(ctx)
+            try:
+                response = _dispatch(ctx)
+            finally:
+                _close(api)
         except (PageError, BadRequest, Error) as exc:
             response = _failure(folder, nonce, wants_json, exc)
         return response.wsgi(start_response)
@@ -146,6 +165,14 @@ def _dispatch(ctx: PageContext) -> Response:
     if get_view is None:
         raise PageError(404, f"There is no page {action!r}; go back to the list.")
     return get_view(ctx)
+
+
+def _close(api: UserAPI) -> None:
+    # The LiveAPI socket stays open across the calls of one request; a test that runs the app
+    # in process many times must not pile connections up.
+    close = getattr(api.transport, "close", None)
+    if callable(close):
+        close()
 
 
 def _has_features(ctx: PageContext) -> bool:
