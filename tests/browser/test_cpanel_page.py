@@ -84,6 +84,8 @@ def test_issue_in_the_browser_shows_progress_then_secured(
     assert page.is_checked(f'input[name="name"][value="www.{domain}"]')
     assert page.input_value("#key_type") == "rsa:2048"
     page.select_option("#key_type", "ecdsa:p-256")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "cpanel-issue.png"), full_page=True)
     page.evaluate(WATCH_PROGRESS)
 
     with page.expect_navigation(url=re.compile(r"letsencrypt\.live\.cgi$"), timeout=120_000):
@@ -102,7 +104,6 @@ def test_issue_in_the_browser_shows_progress_then_secured(
     assert "Secured until" in row.inner_text()
     assert "From this plugin" in row.inner_text()
 
-    ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "cpanel-home.png"
     page.screenshot(path=str(shot), full_page=True)
     assert Path(shot).stat().st_size > 1000
@@ -112,6 +113,7 @@ def test_issue_in_the_browser_shows_progress_then_secured(
     page.wait_for_selector("#fingerprint")
     assert re.fullmatch(r"([0-9A-F]{2}:){31}[0-9A-F]{2}", page.inner_text("#fingerprint"))
     assert "BEGIN CERTIFICATE" in page.inner_text("#cert-pem")
+    page.screenshot(path=str(ARTIFACTS / "cpanel-view.png"), full_page=True)
     assert errors == []
     assert not [line for line in console if "Content Security Policy" in line], console
     context.close()

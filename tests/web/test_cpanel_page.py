@@ -22,30 +22,38 @@ def san_names(cert: x509.Certificate) -> set[str]:
 
 def test_home_lists_exactly_the_users_websites(cpanel_page: RunningSandbox) -> None:
     tag = secrets.token_hex(3)
-    user, domain = new_user(
-        cpanel_page,
-        "home",
+    user, domain = f"home{tag}", f"home{tag}.test"
+    cpanel_page.add_user(
+        user,
+        domain,
         addons=[f"shop{tag}.test"],
+        subs=[f"blog.{domain}"],
         parked=[f"parked{tag}.test"],
     )
     other, other_domain = new_user(cpanel_page, "other", addons=[f"theirs{tag}.test"])
     client = PageClient.login(cpanel_page, user)
 
     rows = client.rows()
-    assert set(rows) == {domain, f"shop{tag}.test"}
+    assert set(rows) == {domain, f"shop{tag}.test", f"blog.{domain}"}
+    assert [rows[v]["kind"] for v in (domain, f"shop{tag}.test", f"blog.{domain}")] == [
+        "main",
+        "addon",
+        "sub",
+    ]
     main = rows[domain]
-    assert main["kind"] == "main"
     assert f"parked{tag}.test" in main["names"] and f"www.{domain}" in main["names"]
     assert main["status"] == "not_secured" and main["managed"] is False
+    assert f"www.shop{tag}.test" in rows[f"shop{tag}.test"]["names"]
 
     page = client.html()
     assert "Your websites" in page
-    for name in (domain, f"shop{tag}.test", f"parked{tag}.test"):
+    for name in (domain, f"shop{tag}.test", f"parked{tag}.test", f"blog.{domain}"):
         assert name in page
     for name in (other_domain, f"theirs{tag}.test", other):
         assert name not in page
     # Parked names are grouped under the vhost they share, not listed as websites of their own.
-    assert len(re.findall(r'<tr data-vhost="', page)) == 2
+    assert len(re.findall(r'<tr data-vhost="', page)) == 3
+    assert "Main domain" in page and "Addon domain" in page and "Subdomain" in page
 
 
 def test_issue_view_reinstall_remove_in_html(cpanel_page: RunningSandbox) -> None:
