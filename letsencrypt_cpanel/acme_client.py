@@ -110,6 +110,7 @@ class AcmeSession:
         self._client = acme_client_lib.ClientV2(directory, net)
         self._jwk: Any = None
         self.account = account
+        self.account_checked = False  # ensure_account ran in this session
 
     # --- what the directory offers ---------------------------------------------------------
 
@@ -147,6 +148,7 @@ class AcmeSession:
             body=messages.Registration(), uri=account.url
         )
         self.account = account
+        self.account_checked = True
         return account
 
     def ensure_account(self, email: str | None = None, binder: Binder | None = None) -> AcmeAccount:

@@ -5,6 +5,10 @@ The whole issue holds the user's lock, so a click and a renewal never order twic
 each other's record. The certificate is saved in the record the moment it exists (state
 `issued`), before cPanel is asked to install it: if the install fails, the next attempt installs
 the saved certificate instead of ordering a new one (which would spend the CA's rate limits).
+
+How each certificate is ordered (CA, challenge method, preferred chain) is an `OrderPlan`
+(issue_plan.py), remembered in the record for renewals. A CA that requires External Account
+Binding gets it from root (eab.py): the HMAC key never enters this process.
 """
 
 from __future__ import annotations
@@ -12,16 +16,33 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from .acme_client import AcmeAccount, connect
+from .acme_client import AcmeAccount, AcmeSession, Binder, IssuedCertificate, connect
 from .certificates import find_vhost, host_for, vhost_for_names
-from .challenges import WebrootSolver
+from .challenges import DNS01, HTTP01
 from .config import KEY_TYPES, Settings
 from .cpanel.models import Vhost
 from .cpanel.uapi import UserAPI
-from .errors import CpanelAPIError, Error, InstallFailed, NameRefused
-from .keys import certificate_facts, generate_private_key
+from .dns_challenge import CpanelDnsSolver
+from .eab import RootBinder
+from .errors import (
+    CpanelAPIError,
+    Error,
+    InstallFailed,
+    NameRefused,
+    SelfCheckFailed,
+)
+from .issue_plan import (
+    AUTO,
+    OrderPlan,
+    build_solver,
+    choose_chain,
+    choose_profile,
+    replaces_id,
+    revocation_code,
+    zones_all_here,
+)
+from .keys import certificate_facts, generate_private_key, split_fullchain
 from .names import usable_email
 from .record_format import (
     STATE_INSTALLED,
@@ -30,7 +51,6 @@ from .record_format import (
     CertificateEntry,
     JSONValue,
 )
-from .selfcheck import SelfCheck
 from .store import RecordStore, RecordTxn
 
 Progress = Callable[[str], None]
@@ -52,6 +72,8 @@ class IssueResult:
     not_after: int
     cert_id: str
     reused_saved: bool  # the saved certificate was installed; nothing was ordered
+    challenge_method: str = ""
+    dry_run: bool = False  # issued from the staging CA; nothing saved or installed
 
     def summary(self) -> dict[str, JSONValue]:
         return {
@@ -60,11 +82,15 @@ class IssueResult:
             "not_after": self.not_after,
             "cert_id": self.cert_id,
             "reused_saved": self.reused_saved,
+            "challenge_method": self.challenge_method,
+            "dry_run": self.dry_run,
         }
 
 
 class Issuer:
-    """One user's certificates: issue, reinstall, remove. Constructing does no I/O."""
+    """One user's certificates: issue, reinstall, remove (and revoke). Constructing does no I/O.
+
+    `binder`: how to get an External Account Binding from root (default: root's socket)."""
 
     def __init__(
         self,
@@ -74,110 +100,211 @@ class Issuer:
         *,
         contact_email: str | None = None,
         progress: Progress | None = None,
+        binder: Binder | None = None,
     ) -> None:
         self.api = api
         self.store = store
         self.settings = settings
         self.contact_email = usable_email(contact_email)
         self.progress: Progress = progress or (lambda _step: None)
+        self.binder: Binder = binder or RootBinder(settings.root_socket)
+        self._sessions: dict[str, AcmeSession] = {}
 
-    def issue(self, raw_names: Sequence[str], key_type: str | None = None) -> IssueResult:
+    def issue(
+        self,
+        raw_names: Sequence[str],
+        key_type: str | None = None,
+        *,
+        challenge: str = AUTO,
+        directory: str = "",
+        preferred_chain: str | None = None,
+        dry_run: bool = False,
+    ) -> IssueResult:
         """Issue and install a certificate for `raw_names`, which must all be names of one vhost
-        of this user (as cPanel's `domains_data` says). Raises NameRefused before any ACME
-        request; AcmeError/SelfCheckFailed from the CA side; InstallFailed when the certificate
-        was issued and saved but cPanel did not install it."""
+        of this user (as cPanel's `domains_data` says; `*.name` for a name of it too).
+
+        `challenge`: "http-01", "dns-01" or AUTO; `directory`: the CA (default: the server's);
+        `preferred_chain`: a root's common name (default: the server's setting). `dry_run`:
+        order from the staging CA, save only the staging account, install nothing. Raises
+        NameRefused before any ACME request; AcmeError/SelfCheckFailed from the CA side;
+        InstallFailed when the certificate was issued and saved but cPanel did not install it.
+        """
         kind = key_type or self.settings.default_key_type
         if kind not in KEY_TYPES:
             raise NameRefused(
                 "", f"unknown key type {kind!r}; choose one of {', '.join(KEY_TYPES)}"
             )
+        chain = self.settings.preferred_chain if preferred_chain is None else preferred_chain
+        plan = OrderPlan(
+            directory=self.settings.staging_directory
+            if dry_run
+            else directory or self.settings.acme_directory,
+            challenge=challenge,
+            preferred_chain=chain,
+            dry_run=dry_run,
+        )
         self.progress("checking names")
         vhost, names = vhost_for_names(
-            raw_names, self.api.domains_data(), self.settings.max_names_per_certificate
+            raw_names,
+            self.api.domains_data(),
+            self.settings.max_names_per_certificate,
+            allow_wildcard=True,
         )
+        plan.first_method(names)  # a wildcard with http-01 asked is refused before the CA
         with self.store.locked() as txn:
             saved = txn.record.certificates.get(vhost.domain)
-            if saved is not None and self._installable_again(saved, names, kind):
+            if (
+                not dry_run
+                and saved is not None
+                and self._installable_again(saved, names, kind, plan)
+            ):
                 self.progress("installing the saved certificate")
                 return self.install(txn, saved, reused=True)
-            entry = self.order(txn, vhost, names, kind)
+            entry = self.order(txn, vhost, names, kind, plan=plan)
+            if dry_run:
+                return IssueResult(
+                    vhost.domain,
+                    list(entry.names),
+                    entry.not_after,
+                    "",
+                    False,
+                    entry.challenge_method,
+                    dry_run=True,
+                )
             return self.install(txn, entry, reused=False)
 
-    def _installable_again(self, saved: CertificateEntry, names: list[str], kind: str) -> bool:
+    def _installable_again(
+        self, saved: CertificateEntry, names: list[str], kind: str, plan: OrderPlan
+    ) -> bool:
         return (
             saved.state == STATE_ISSUED
             and sorted(saved.names) == sorted(names)
             and saved.key_type == kind
-            and saved.directory == self.settings.acme_directory
+            and saved.directory == plan.directory
             and saved.not_after - time.time() > _MIN_REMAINING_TO_REINSTALL
         )
 
+    def session(self, txn: RecordTxn, directory: str, *, account: bool = True) -> AcmeSession:
+        """A session with `directory`, its account checked or registered (and saved in the
+        record when new or changed). Sessions are kept for this Issuer's lifetime."""
+        record = txn.record
+        known = record.accounts.get(directory)
+        session = self._sessions.get(directory)
+        if session is None:
+            self.progress("contacting the certificate authority")
+            session = connect(
+                directory,
+                ca_bundle=self.settings.acme_ca_bundle or None,
+                account=AcmeAccount(directory, known.key_pem, known.url)
+                if known and known.key_pem and known.url
+                else None,
+            )
+            self._sessions[directory] = session
+        if account and not session.account_checked:
+            got = session.ensure_account(self.contact_email, self.binder)
+            if known is None or (known.key_pem, known.url) != (got.key_pem, got.url):
+                record.accounts[directory] = AcmeAccountEntry(
+                    directory=directory,
+                    key_pem=got.key_pem,
+                    url=got.url,
+                    email=self.contact_email or "",
+                )
+                txn.save()
+        return session
+
+    def _obtain(
+        self,
+        session: AcmeSession,
+        key: str,
+        vhost: Vhost,
+        names: list[str],
+        plan: OrderPlan,
+        replaces: str,
+    ) -> tuple[IssuedCertificate, str]:
+        """The certificate and the method that got it: the plan's first method; and dns-01
+        when http-01's self-check fails, the plan allows it, and every zone is on this server."""
+        method = plan.first_method(names)
+
+        def attempt(how: str) -> IssuedCertificate:
+            solver = build_solver(how, self.api, self.settings, vhost, names)
+            return session.obtain_certificate(
+                key,
+                names,
+                solver,
+                deadline=self.settings.order_deadline,
+                progress=self.progress,
+                replaces=replaces,
+                profile=choose_profile(self.settings.acme_profile, session.profiles),
+                alternates=True,
+            )
+
+        try:
+            return attempt(method), method
+        except SelfCheckFailed:
+            if method != HTTP01 or not plan.may_fall_back:
+                raise
+            probe = build_solver(DNS01, self.api, self.settings, vhost, names)
+            if not isinstance(probe, CpanelDnsSolver) or not zones_all_here(probe, names):
+                raise
+            self.progress("the site does not answer http-01: validating through DNS instead")
+            return attempt(DNS01), DNS01
+
     def order(
-        self, txn: RecordTxn, vhost: Vhost, names: list[str], kind: str, key_pem: str = ""
+        self,
+        txn: RecordTxn,
+        vhost: Vhost,
+        names: list[str],
+        kind: str,
+        key_pem: str = "",
+        *,
+        plan: OrderPlan | None = None,
     ) -> CertificateEntry:
         """Order a certificate for `names` on `vhost` (with `key_pem`, or a new key of `kind`)
         and save it in the record as `issued`, under the caller's lock. A failure is recorded
-        on the vhost's previous entry (attempt time, count, reason) and raised."""
-        directory = self.settings.acme_directory
+        on the vhost's previous entry (attempt time, count, reason) and raised. A dry run's
+        entry is returned, not saved."""
+        plan = plan or OrderPlan(self.settings.acme_directory)
         record = txn.record
-        known = record.accounts.get(directory)
-        self.progress("contacting the certificate authority")
-        session = connect(
-            directory,
-            ca_bundle=self.settings.acme_ca_bundle or None,
-            account=AcmeAccount(directory, known.key_pem, known.url)
-            if known and known.key_pem and known.url
-            else None,
-        )
-        account = session.ensure_account(self.contact_email)
-        if known is None or (known.key_pem, known.url) != (account.key_pem, account.url):
-            record.accounts[directory] = AcmeAccountEntry(
-                directory=directory,
-                key_pem=account.key_pem,
-                url=account.url,
-                email=self.contact_email or "",
-            )
-            txn.save()
+        session = self.session(txn, plan.directory)
         self.progress("making the key")
         key = key_pem or generate_private_key(kind)
-        solver = WebrootSolver(
-            {name: Path(vhost.docroot) for name in names},
-            self_check=SelfCheck(
-                resolvers=self.settings.resolvers,
-                http_port=self.settings.http_port,
-                https_port=self.settings.https_port,
-            ),
-        )
         previous = record.certificates.get(vhost.domain)
+        replaces = replaces_id(previous, plan, session.offers_renewal_info)
         now = int(time.time())
         try:
-            issued = session.obtain_certificate(
-                key, names, solver, deadline=self.settings.order_deadline, progress=self.progress
-            )
+            issued, method = self._obtain(session, key, vhost, names, plan, replaces)
         except Error as exc:
-            if previous is not None:
+            if previous is not None and not plan.dry_run:
                 previous.last_attempt = now
                 previous.failures += 1
                 previous.last_error = str(exc)
                 txn.save()
             raise
-        facts = certificate_facts(issued.cert_pem)
+        fullchain, chains = choose_chain(
+            issued.fullchain_pem, issued.alternate_fullchains, plan.preferred_chain
+        )
+        leaf, chain = split_fullchain(fullchain)
+        facts = certificate_facts(leaf)
         entry = CertificateEntry(
             vhost=vhost.domain,
             names=list(names),
             key_pem=key,
             key_type=kind,
-            cert_pem=issued.cert_pem,
-            chain_pem=issued.chain_pem,
+            cert_pem=leaf,
+            chain_pem=chain,
             not_before=int(facts.not_before.timestamp()),
             not_after=int(facts.not_after.timestamp()),
-            challenge_method="http-01",
+            challenge_method=method,
             order_url=issued.order_url,
-            directory=directory,
+            directory=plan.directory,
             state=STATE_ISSUED,
             issued_at=now,
             last_attempt=now,
+            preferred_chain=plan.preferred_chain,
+            alternate_chains=chains if len(chains) > 1 else {},
         )
+        if plan.dry_run:
+            return entry
         if previous is not None:
             # The ids of what this replaces, so a later cycle can prune it from SSL storage.
             earlier = previous.extras.get("superseded_ids")
@@ -215,7 +342,14 @@ class Issuer:
         entry.failures = 0
         entry.last_error = ""
         txn.save()
-        return IssueResult(entry.vhost, list(entry.names), entry.not_after, entry.cert_id, reused)
+        return IssueResult(
+            entry.vhost,
+            list(entry.names),
+            entry.not_after,
+            entry.cert_id,
+            reused,
+            entry.challenge_method,
+        )
 
     def reinstall(self, vhost_name: str) -> IssueResult:
         """Install the saved certificate of a vhost again (e.g. after someone removed it)."""
@@ -226,14 +360,22 @@ class Issuer:
                 raise NotManaged(vhost.domain)
             return self.install(txn, entry, reused=True)
 
-    def remove(self, vhost_name: str) -> None:
+    def remove(self, vhost_name: str, *, revoke: bool = False, reason: str = "unspecified") -> None:
         """Take the plugin's certificate off a vhost, delete it and its key from the user's SSL
-        storage, and forget it. A certificate someone else installed there is left alone."""
+        storage, and forget it. A certificate someone else installed there is left alone.
+
+        `revoke`: first revoke it at its CA (RFC 8555 §7.6) with `reason` (an RFC 5280 reason
+        name, issue_plan.REVOCATION_REASONS); if the CA refuses, nothing is removed."""
+        code = revocation_code(reason) if revoke else 0
         vhost = find_vhost(self.api.domains_data(), vhost_name)
         with self.store.locked() as txn:
             entry = txn.record.certificates.get(vhost.domain)
             if entry is None:
                 raise NotManaged(vhost.domain)
+            if revoke and entry.cert_pem:
+                self.progress("revoking")
+                directory = entry.directory or self.settings.acme_directory
+                self.session(txn, directory).revoke(entry.cert_pem, code)
             host = host_for(vhost, self.api.installed_hosts())
             ours = host is not None and (
                 (entry.cert_id and host.certificate.id == entry.cert_id)

@@ -1,7 +1,10 @@
 """One user's renewals, decided and done as that user (in a worker; see user_jobs.py).
 
 For each certificate in the user's record: renew it when less than `renewal_fraction` of its
-lifetime is left (same key, same names minus the names the user no longer owns); reinstall the
+lifetime is left, or when its CA's renewal information (ARI, RFC 9773) says so; where the CA
+offers ARI, its suggested window decides alone, earlier or later than the lifetime rule. Same
+key, same names minus the names the user no longer owns, same CA, challenge method and preferred
+chain as the certificate was issued with (the record remembers them). Reinstall the
 saved one when it went missing from its vhost but is still good; leave it alone, marked
 `replaced`, when someone else's certificate now sits on the vhost; stop when none of its names
 belong to the account any more. One vhost failing never stops the others.
@@ -12,14 +15,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from .acme_ari import ari_cert_id, remember_window, remembered_choice
+from .acme_client import Binder
 from .certificates import host_for, renewal_due
+from .challenges import DNS01
 from .config import Settings
 from .cpanel.models import InstalledHost, Vhost
 from .cpanel.uapi import UserAPI
-from .errors import Error
+from .errors import AcmeError, Error
 from .issuance import Issuer, Progress
+from .issue_plan import AUTO, OrderPlan
+from .names import wildcard_base
 from .record_format import STATE_INSTALLED, STATE_REPLACED, CertificateEntry, JSONValue
-from .store import RecordStore
+from .store import RecordStore, RecordTxn
 
 RENEWED = "renewed"
 REINSTALLED = "reinstalled"
@@ -61,8 +69,42 @@ def _owned_names(entry: CertificateEntry, vhosts: list[Vhost]) -> tuple[Vhost | 
     vhost = next((v for v in vhosts if v.domain == entry.vhost), None)
     if vhost is None:
         return None, []
-    owned = {n.lower() for n in vhost.names}
-    return vhost, [n for n in entry.names if n.lower() in owned]
+    owned = {n.lower() for n in vhost.names} | {vhost.domain.lower()}
+    # A wildcard stays while the user still owns its base name.
+    return vhost, [n for n in entry.names if wildcard_base(n.lower()) in owned]
+
+
+def ari_renewal_time(
+    issuer: Issuer, txn: RecordTxn, entry: CertificateEntry, now: float
+) -> int | None:
+    """When the CA wants this certificate renewed (RFC 9773 §4.2), or None when its CA offers
+    no renewal information or cannot say now (the lifetime rule decides then). The moment
+    chosen inside the window is kept in the entry until the CA's Retry-After has passed."""
+    if not entry.cert_pem or entry.not_after <= now:
+        return None  # §4.3: an expired certificate is renewed, never asked about
+    chosen = remembered_choice(entry.extras, now)
+    if chosen is not None:
+        return chosen
+    directory = entry.directory or issuer.settings.acme_directory
+    try:
+        session = issuer.session(txn, directory, account=False)
+        window = session.renewal_window(ari_cert_id(entry.cert_pem), now)
+    except (AcmeError, ValueError):
+        return None
+    if window is None:
+        return None
+    chosen = remember_window(entry.extras, window)
+    txn.save()
+    return chosen
+
+
+def renewal_plan(entry: CertificateEntry, settings: Settings) -> OrderPlan:
+    """Order the renewal as the certificate was ordered (CA, method, chain)."""
+    return OrderPlan(
+        directory=entry.directory or settings.acme_directory,
+        challenge=DNS01 if entry.challenge_method == DNS01 else AUTO,
+        preferred_chain=entry.preferred_chain,
+    )
 
 
 def renew_user(
@@ -75,12 +117,15 @@ def renew_user(
     only_vhost: str | None = None,
     now: float | None = None,
     progress: Progress | None = None,
+    binder: Binder | None = None,
 ) -> list[RenewalOutcome]:
     """Renew what is due among this user's plugin certificates; one outcome per certificate.
 
     Holds the user's lock throughout (a click on the cPanel page waits for it)."""
     when = time.time() if now is None else now
-    issuer = Issuer(api, store, settings, contact_email=contact_email, progress=progress)
+    issuer = Issuer(
+        api, store, settings, contact_email=contact_email, progress=progress, binder=binder
+    )
     vhosts = api.domains_data()
     hosts = api.installed_hosts()
     outcomes: list[RenewalOutcome] = []
@@ -102,12 +147,17 @@ def renew_user(
                     txn.save()
                 outcomes.append(RenewalOutcome(key, REPLACED, tuple(names), entry.not_after))
                 continue
-            due = force or renewal_due(
-                entry.not_before,
-                entry.not_after,
-                when,
-                settings.renewal_fraction,
-                days=settings.renewal_days,
+            ari_time = None if force else ari_renewal_time(issuer, txn, entry, when)
+            due = force or (
+                ari_time <= when
+                if ari_time is not None
+                else renewal_due(
+                    entry.not_before,
+                    entry.not_after,
+                    when,
+                    settings.renewal_fraction,
+                    days=settings.renewal_days,
+                )
             )
             try:
                 if not due and ours and entry.state == STATE_INSTALLED:
@@ -121,7 +171,8 @@ def renew_user(
                     )
                     continue
                 kind = entry.key_type or settings.default_key_type
-                fresh = issuer.order(txn, vhost, names, kind, key_pem=entry.key_pem)
+                plan = renewal_plan(entry, settings)
+                fresh = issuer.order(txn, vhost, names, kind, key_pem=entry.key_pem, plan=plan)
                 result = issuer.install(txn, fresh, reused=False)
                 outcomes.append(RenewalOutcome(key, RENEWED, tuple(result.names), result.not_after))
             except Error as exc:
