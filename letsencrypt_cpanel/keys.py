@@ -7,6 +7,8 @@ Key types are named as in `config.KEY_TYPES`: "rsa:2048" (the default), "rsa:409
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import idna
@@ -30,8 +32,41 @@ _MAX_CN_LENGTH = 64
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
+# Keys being made ahead of time, by type (prefetch_private_key); at most one per type.
+_ahead: dict[str, Future[str]] = {}
+
+
+def prefetch_private_key(key_type: str) -> None:
+    """Start making a key of `key_type` in a background thread; the next
+    `generate_private_key(key_type)` in this process takes it.
+
+    OpenSSL releases the GIL while it searches for primes, so an RSA key (40-300 ms) is made
+    while the caller waits on the network (cPanel's domains_data, the CA's directory and
+    account) instead of after. An unknown type, or one already under way, is ignored."""
+    if key_type not in KEY_TYPES or key_type in _ahead:
+        return
+    future: Future[str] = Future()
+
+    def make() -> None:
+        try:
+            future.set_result(_new_private_key(key_type))
+        except BaseException as exc:  # handed to whoever takes the key
+            future.set_exception(exc)
+
+    _ahead[key_type] = future
+    threading.Thread(target=make, name=f"key {key_type}", daemon=True).start()
+
+
 def generate_private_key(key_type: str = "rsa:2048") -> str:
-    """A new private key of `key_type`, as PKCS#8 PEM. Raises ValueError for an unknown type."""
+    """A new private key of `key_type`, as PKCS#8 PEM (the prefetched one when there is one).
+    Raises ValueError for an unknown type."""
+    ahead = _ahead.pop(key_type, None)
+    if ahead is not None:
+        return ahead.result()
+    return _new_private_key(key_type)
+
+
+def _new_private_key(key_type: str) -> str:
     key: PrivateKey
     if key_type in ("rsa:2048", "rsa:4096"):
         key = rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
@@ -49,7 +84,13 @@ def generate_private_key(key_type: str = "rsa:2048") -> str:
 def load_private_key(key_pem: str | bytes) -> PrivateKey:
     """Parse a PEM private key (PKCS#8 or traditional). Raises ValueError if it is not RSA/EC."""
     data = key_pem.encode("ascii") if isinstance(key_pem, str) else key_pem
-    key = serialization.load_pem_private_key(data, password=None)
+    # No RSA consistency check: it costs 20-90 ms a load (cryptography 42+ tests the primes),
+    # paid twice an issue (account key, domain key). Every key loaded here is one this plugin
+    # generated and keeps in the user's own 0600 record; a key broken by hand only makes the
+    # user's own signatures fail at the CA, which reports it.
+    key = serialization.load_pem_private_key(
+        data, password=None, unsafe_skip_rsa_key_validation=True
+    )
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise ValueError("only RSA and ECDSA keys are supported")
     return key
