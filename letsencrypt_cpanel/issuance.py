@@ -42,7 +42,12 @@ from .issue_plan import (
     revocation_code,
     zones_all_here,
 )
-from .keys import certificate_facts, generate_private_key, split_fullchain
+from .keys import (
+    certificate_facts,
+    generate_private_key,
+    prefetch_private_key,
+    split_fullchain,
+)
 from .names import usable_email
 from .record_format import (
     STATE_INSTALLED,
@@ -143,6 +148,8 @@ class Issuer:
             preferred_chain=chain,
             dry_run=dry_run,
         )
+        # The key is made in a thread while cPanel and the CA are asked (bench/: ~50 ms).
+        prefetch_private_key(kind)
         self.progress("checking names")
         vhost, names = vhost_for_names(
             raw_names,
