@@ -56,6 +56,7 @@ class Server:
     """A sandbox root shaped like a cPanel server, and ways to run the installer on it."""
 
     root: Path
+    source: Path = REPO
 
     def add_tool(self, relative: str) -> None:
         """A recording stand-in for a system tool (e.g. `usr/bin/systemctl`)."""
@@ -94,9 +95,10 @@ class Server:
         assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
         return proc
 
-    def install(self, source: Path = REPO) -> list[str]:
-        """Run install.sh from `source`; the commands it ran (root prefix dropped)."""
-        return self._commands_of(lambda: self.run(source / "install.sh"))
+    def install(self, source: Path | None = None) -> list[str]:
+        """Run install.sh from `source` (default: this test run's copy of the source tree);
+        the commands it ran (root prefix dropped)."""
+        return self._commands_of(lambda: self.run((source or self.source) / "install.sh"))
 
     def uninstall(self, *args: str) -> list[str]:
         """Run the installed copy of uninstall.sh, as an admin without the source tree would."""
@@ -145,12 +147,19 @@ class Server:
         return sorted(t["name"] for t in data["tokens"].values())
 
 
+@pytest.fixture(scope="session")
+def source_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The source tree as it was when the tests started: a second install must see the very
+    same code as the first, even while someone edits the checkout."""
+    return copy_source(tmp_path_factory.mktemp("source"))
+
+
 @pytest.fixture
-def server() -> Iterator[Server]:
+def server(source_tree: Path) -> Iterator[Server]:
     root = make_sandbox_root()
     run_cli("init", str(root))
     try:
-        yield Server(root)
+        yield Server(root, source_tree)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

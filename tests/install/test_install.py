@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 from pathlib import Path
 
 from cpanel_sandbox import whm
@@ -86,6 +87,17 @@ def test_install_on_systemd(server: Server) -> None:
     assert f"ExecStart={server.root}{OPT}/bin/letsencrypt-cpaneld --foreground" in unit
     assert f"Environment=LECP_ROOT={server.root}" in unit
     assert not server.path("/etc/init.d/letsencrypt-cpanel").exists()
+    # The installed le-cp runs from the venv and the installed code, not the source tree.
+    env = {"LECP_ROOT": str(server.root), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [str(server.path("/usr/local/bin/le-cp")), "config", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0 and "acme_directory" in json.loads(proc.stdout), proc.stderr
     assert server.install() == ["systemctl enable --now letsencrypt-cpanel.service"]
 
 
