@@ -115,7 +115,7 @@ PY=$(find_python) || {
 code_changed=0
 if ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
     log "creating the venv $VENV with $PY"
-    rm -rf "$VENV"
+    rm -rf "$VENV" "$OPT/requirements.lock" # a new venv needs its dependencies again
     mkdir -p "$OPT"
     chmod 755 "$OPT"
     if [ -n "${LECP_INSTALL_SITE_PACKAGES:-}" ]; then

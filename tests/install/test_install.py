@@ -180,3 +180,24 @@ def test_cagefs_mounts_the_plugin_folder_in_every_cage(server: Server) -> None:
     assert "cagefsctl --remount-all" not in server.install()
     assert "cagefsctl --remount-all" in server.uninstall()
     assert mp.read_text() == "/var/lib/mysql\n@/var/spool/cron,700\n"
+
+
+def test_uninstall_purge_removes_config_secrets_and_state_too(server: Server) -> None:
+    server.use_systemd()
+    server.install()
+    assert server.uninstall("--purge") == [
+        "systemctl disable --now letsencrypt-cpanel.service",
+        "systemctl daemon-reload",
+        "restartsrv_chkservd",
+        f"uninstall_plugin {OPT}/cpanel --theme jupiter",
+        f"unregister_appconfig {OPT}/letsencrypt-cpanel-whm.conf",
+    ]
+    for gone in [
+        OPT,
+        "/etc/systemd/system/letsencrypt-cpanel.service",
+        "/etc/letsencrypt-cpanel.conf",
+        "/etc/letsencrypt-cpanel.secrets",
+        "/var/lib/letsencrypt-cpanel",
+    ]:
+        assert not server.path(gone).exists(), gone
+    assert "letsencrypt-cpanel" not in server.tokens()
