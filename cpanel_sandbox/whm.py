@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cpanel_sandbox import accounts, certs, layout, sessions, sslstorage, standins
+from cpanel_sandbox import accounts, certs, layout, sessions, sslstorage, standins, whm_autossl
 
 TOKEN_ALPHABET = string.ascii_uppercase + string.digits
 ROOT_ONLY = {"fetch_service_ssl_components", "install_service_ssl_certificate"}
@@ -349,4 +349,8 @@ FUNCTIONS: dict[str, Handler] = {
     "api_token_list": _api_token_list,
     "api_token_revoke": _api_token_revoke,
     "gethostname": _gethostname,
+    "get_domain_info": whm_autossl.get_domain_info,
+    "get_autossl_providers": whm_autossl.get_autossl_providers,
+    "add_autossl_user_excluded_domains": whm_autossl.add_autossl_user_excluded_domains,
+    "get_autossl_user_excluded_domains": whm_autossl.get_autossl_user_excluded_domains,
 }

@@ -113,6 +113,9 @@ class Settings:
     autossl_exclude: tuple[str, ...] = ()
     # Also put cPanel's proxy subdomains (cpanel., webmail., ...) on the certificate.
     autossl_proxy_subdomains: bool = True
+    # Keep cPanel's own AutoSSL off the vhosts this plugin manages (WHM
+    # add_autossl_user_excluded_domains), so the two never replace each other's certificates.
+    cpanel_autossl_exclude_managed: bool = False
     # A certificate from another provider is replaced only in its last days (FleetSSL's
     # autossl_expiry_replacement_cutoff): a provider that manages it renews it before that.
     autossl_foreign_cutoff_days: int = 2

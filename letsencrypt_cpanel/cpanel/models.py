@@ -51,6 +51,8 @@ class CertificateFacts:
     not_before: int
     not_after: int
     is_self_signed: bool
+    # "rsa:2048", "ecdsa:p-256", ... (the plugin's names; "" when cPanel did not say).
+    key_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,27 @@ class SslVhost:
     docroot: str
     type: str
     certificate: CertificateFacts | None
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    """One domain of WHM get_domain_info (cpanel-api.md §3), from /etc/userdatadomains."""
+
+    domain: str
+    user: str
+    owner: str
+    type: str  # main, sub, addon, parked
+    parent: str
+    docroot: str
+
+
+@dataclass(frozen=True)
+class AutosslProvider:
+    """One cPanel AutoSSL provider (WHM get_autossl_providers, cpanel-api.md §3)."""
+
+    module_name: str
+    display_name: str
+    enabled: bool
 
 
 @dataclass(frozen=True)

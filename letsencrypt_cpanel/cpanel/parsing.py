@@ -13,7 +13,9 @@ from typing import Any
 
 from .models import (
     Account,
+    AutosslProvider,
     CertificateFacts,
+    DomainInfo,
     InstalledHost,
     ServiceCert,
     SslVhost,
@@ -92,7 +94,26 @@ def certificate_facts(obj: Any) -> CertificateFacts:
         not_before=as_int(cert.get("not_before")),
         not_after=as_int(cert.get("not_after")),
         is_self_signed=as_bool(cert.get("is_self_signed")),
+        key_type=key_type(cert),
     )
+
+
+# cPanel names curves as OpenSSL does (fetch_ssl_vhosts `ecdsa_curve_name`).
+_CURVES = {"prime256v1": "p-256", "secp256r1": "p-256", "secp384r1": "p-384"}
+
+
+def key_type(cert: Mapping[str, Any]) -> str:
+    """The certificate's key in the plugin's names ("rsa:2048", "ecdsa:p-256"), from
+    `key_algorithm`/`encryption_algorithm`, `modulus_length` and `ecdsa_curve_name`
+    (cpanel-api.md §3 fetch_ssl_vhosts); "" when cPanel did not say."""
+    algorithm = as_str(cert.get("key_algorithm") or cert.get("encryption_algorithm")).lower()
+    if algorithm.startswith("rsa"):
+        bits = as_int(cert.get("modulus_length"))
+        return f"rsa:{bits}" if bits else "rsa"
+    if "ec" in algorithm:
+        curve = as_str(cert.get("ecdsa_curve_name")).lower()
+        return f"ecdsa:{_CURVES.get(curve, curve)}" if curve else "ecdsa"
+    return ""
 
 
 def installed_host(obj: Mapping[str, Any]) -> InstalledHost:
@@ -191,4 +212,25 @@ def service_cert(obj: Mapping[str, Any]) -> ServiceCert:
         certificate_pem=as_str(obj.get("certificate")),
         cabundle_pem=as_str(obj.get("cabundle")),
         certificate=certificate_facts(info) if isinstance(info, Mapping) else None,
+    )
+
+
+def domain_info(obj: Mapping[str, Any]) -> DomainInfo:
+    """One `domains[]` entry of WHM get_domain_info (cpanel-api.md §3)."""
+    return DomainInfo(
+        domain=as_str(obj.get("domain")).lower(),
+        user=as_str(obj.get("user")),
+        owner=as_str(obj.get("user_owner")),
+        type=as_str(obj.get("domain_type")),
+        parent=as_str(obj.get("parent_domain")).lower(),
+        docroot=as_str(obj.get("docroot")),
+    )
+
+
+def autossl_provider(obj: Mapping[str, Any]) -> AutosslProvider:
+    """One `payload[]` entry of WHM get_autossl_providers (cpanel-api.md §3)."""
+    return AutosslProvider(
+        module_name=as_str(obj.get("module_name")),
+        display_name=as_str(obj.get("display_name")) or as_str(obj.get("module_name")),
+        enabled=as_bool(obj.get("enabled")),
     )

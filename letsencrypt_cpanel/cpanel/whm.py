@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import CpanelAPIError
 from . import parsing
 from .envelope import WhmTransport
-from .models import Account, ServiceCert, SslVhost, UserSession
+from .models import Account, AutosslProvider, DomainInfo, ServiceCert, SslVhost, UserSession
 from .quirks import as_dict, as_int, as_list, as_str
 
 
@@ -81,6 +81,27 @@ class WhmAPI:
             args["cabundle"] = cabundle
         data = self._data("install_service_ssl_certificate", args)
         return parsing.service_cert({"service": service, **data})
+
+    def get_domain_info(self) -> list[DomainInfo]:
+        """Every domain on the server with its user, type and docroot (cpanel-api.md §3)."""
+        data = self._data("get_domain_info", {})
+        return [parsing.domain_info(o) for o in as_list(data.get("domains")) if isinstance(o, dict)]
+
+    def get_autossl_providers(self) -> list[AutosslProvider]:
+        """cPanel's own AutoSSL providers; one `enabled` means cPanel's AutoSSL is on
+        (cpanel-api.md §3: the list is `data.payload`)."""
+        data = self._data("get_autossl_providers", {})
+        return [
+            parsing.autossl_provider(o) for o in as_list(data.get("payload")) if isinstance(o, dict)
+        ]
+
+    def add_autossl_user_excluded_domains(self, user: str, domains: Sequence[str]) -> None:
+        """Keep cPanel's AutoSSL off these domains of `user` (WHM API 1
+        add_autossl_user_excluded_domains, api.docs.cpanel.net: `username`, `domain` repeated).
+        Not in cpanel-api.md: from cPanel's published WHM API documentation."""
+        self.transport.call_whm(
+            "add_autossl_user_excluded_domains", {"username": user, "domain": list(domains)}
+        )
 
     def gethostname(self) -> str:
         return as_str(self._data("gethostname", {}).get("hostname"))
