@@ -1,0 +1,144 @@
+"""Batched Apache restarts: one `restartsrv_httpd` after a cycle, not one per installed certificate.
+
+cPanel restarts Apache after every `install_ssl`; on a server with hundreds of sites a cycle would
+restart it hundreds of times. While the flag file `/var/cpanel/mgmt_queue/apache_update_no_restart`
+exists, cPanel's install leaves Apache alone (prior-art §4.9), so root holds that flag around the
+cycle's installs and restarts Apache once at the end when something was installed.
+
+Several holders may overlap (the daemon's cycle and an admin's `le-cp autossl run`): each holder
+is a token file in a folder under the state dir, the flag exists while any holder does, and the
+last one out removes the flag and restarts. Like FleetSSL, the flag file holds a token and is
+removed only while it still holds ours, so a flag someone else wrote is never taken away. A
+holder that died (kill -9) is recognised by its pid and swept by the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+FLAG_PATH = "/var/cpanel/mgmt_queue/apache_update_no_restart"
+RESTART_SCRIPT = "/usr/local/cpanel/scripts/restartsrv_httpd"
+HOLDERS_DIR = "no-restart-holders"
+_TOKEN_PREFIX = "letsencrypt-cpanel:"  # noqa: S105 - a marker, not a secret
+
+
+@dataclass
+class RestartBatch:
+    """Handed to the code inside `deferred_restarts`: call `installed()` after an install."""
+
+    needs_restart: bool = False
+    restarted: bool = False
+
+    def installed(self) -> None:
+        self.needs_restart = True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _live_holders(folder: Path) -> list[Path]:
+    """Holder files of processes still alive; the others (crashed holders) are removed."""
+    live = []
+    for path in folder.iterdir():
+        name = path.name
+        if name.startswith("."):
+            continue
+        pid_text = name.split("-", 1)[0]
+        if pid_text.isdigit() and _alive(int(pid_text)):
+            live.append(path)
+        else:
+            path.unlink(missing_ok=True)
+    return live
+
+
+def _write_flag(flag: Path, token: str) -> None:
+    flag.parent.mkdir(parents=True, exist_ok=True)
+    tmp = flag.with_name(f".{flag.name}.{os.getpid()}")
+    tmp.write_text(token + "\n", encoding="ascii")
+    os.replace(tmp, flag)
+
+
+def _remove_flag_if_ours(flag: Path) -> None:
+    try:
+        text = flag.read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return
+    if text.startswith(_TOKEN_PREFIX):
+        flag.unlink(missing_ok=True)
+
+
+def restart_apache(settings: Settings) -> bool:
+    """Run cPanel's `restartsrv_httpd` once; False (logged) when it failed."""
+    script = settings.path(RESTART_SCRIPT)
+    try:
+        proc = subprocess.run(
+            [str(script)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("Apache was not restarted (%s): %s", script, exc)
+        return False
+    if proc.returncode != 0:
+        log.warning("%s failed (%d): %s", script, proc.returncode, proc.stderr.strip()[:500])
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def deferred_restarts(settings: Settings) -> Iterator[RestartBatch]:
+    """Hold cPanel's no-restart flag for the block; at the end, if the block reported an install
+    (`batch.installed()`) and no other holder remains, restart Apache once. The flag is removed
+    and the restart done also when the block raises."""
+    folder = settings.state_dir / HOLDERS_DIR
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    flag = settings.path(FLAG_PATH)
+    me = folder / f"{os.getpid()}-{secrets.token_hex(8)}"
+    with _locked(folder):
+        me.write_text("", encoding="ascii")
+        _write_flag(flag, _TOKEN_PREFIX + me.name)
+    batch = RestartBatch()
+    try:
+        yield batch
+    finally:
+        with _locked(folder):
+            me.unlink(missing_ok=True)
+            others = _live_holders(folder)
+            # Another holder still installing keeps the flag; our installs get our own restart
+            # now (one more restart is harmless, a missed one leaves old certificates served).
+            if not others:
+                _remove_flag_if_ours(flag)
+        if batch.needs_restart:
+            batch.restarted = restart_apache(settings)

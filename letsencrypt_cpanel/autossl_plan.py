@@ -1,0 +1,352 @@
+"""AutoSSL's user side: which vhosts lack a valid certificate and which of their names may go to
+the CA (the plan), then the orders for what root granted (the issue). Both run as the user in a
+worker (user_jobs.py); their summaries are untrusted input to root, checked by `parse_plan` and
+`parse_issue`.
+
+A vhost needs a certificate when it has none, a self-signed or expired one, one that does not
+cover its domain, or another provider's that is in its last `autossl_foreign_cutoff_days` (a
+provider that manages its certificate renews it before then). A vhost the plugin already manages
+is renewal's (user_renewal.py), unless its certificate was replaced by one that is now invalid.
+
+A name is left off (with the reason) when it matches an exclusion pattern, resolves to an
+address that is not this server's, or does not serve a test file written into the vhost's
+docroot: the CA never sees a name that would fail. The names that pass go on the certificate.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .certificates import covers, host_for
+from .challenges import WebrootSolver
+from .config import Settings
+from .cpanel.models import InstalledHost, Vhost
+from .cpanel.quirks import PROXY_SUBDOMAIN_LABELS
+from .errors import ChallengeFailed, Error, RateLimited, SelfCheckFailed, WorkerError
+from .impersonate import JSONValue
+from .issuance import Issuer
+from .names import order_names
+from .record_format import STATE_REPLACED, CertificateEntry
+from .selfcheck import SelfCheck
+from .user_jobs import Job, JobContext
+
+# The proxy subdomains cPanel serves for every main, addon and parked domain (prior-art §4.4).
+PROXY_LABELS = ("cpanel", "webmail", "webdisk", "cpcalendars", "cpcontacts")
+assert set(PROXY_LABELS) <= PROXY_SUBDOMAIN_LABELS
+MAX_VHOSTS = 5000
+RATE_LIMITED = "rateLimited"
+INSTALL_FAILED = "InstallFailed"  # issued and saved, not installed: the CA counted it
+MAX_NAMES = 200
+
+
+@dataclass(frozen=True)
+class VhostPlan:
+    vhost: str
+    why: str  # what is wrong with its certificate now
+    names: tuple[str, ...]  # passed the pre-check
+    skipped: tuple[tuple[str, str], ...]  # (name, reason)
+
+
+@dataclass(frozen=True)
+class UserPlan:
+    has_account: bool
+    vhosts: tuple[VhostPlan, ...]
+
+
+@dataclass(frozen=True)
+class IssueOutcome:
+    vhost: str
+    names: tuple[str, ...]
+    ok: bool
+    error: str = ""
+    kind: str = ""
+    ordered: bool = False
+    failed_name: str = ""
+    retry_after: int = 0
+    not_after: int = 0
+
+
+@dataclass(frozen=True)
+class IssueReport:
+    account_created: bool
+    outcomes: tuple[IssueOutcome, ...]
+
+
+# -- deciding ------------------------------------------------------------------------------------
+
+
+def needs_certificate(
+    vhost: Vhost,
+    host: InstalledHost | None,
+    entry: CertificateEntry | None,
+    settings: Settings,
+    now: float,
+) -> str:
+    """Why the vhost needs a certificate from AutoSSL, or "" when it does not."""
+    cert = host.certificate if host is not None else None
+    invalid = cert is None or cert.is_self_signed or cert.not_after <= now
+    if entry is not None and (entry.state != STATE_REPLACED or not invalid):
+        return ""  # the plugin's own certificate: renewal looks after it
+    if cert is None:
+        return "no certificate"
+    if cert.is_self_signed:
+        return "self-signed certificate"
+    if cert.not_after <= now:
+        return "expired certificate"
+    if not covers(cert.names, vhost.domain):
+        return f"the certificate does not cover {vhost.domain}"
+    if cert.not_after - now < settings.autossl_foreign_cutoff_days * 86400:
+        return "another provider's certificate expires within days"
+    return ""
+
+
+def candidate_names(vhost: Vhost, settings: Settings) -> list[str]:
+    """The vhost's names, plus cPanel's proxy subdomains of its main, addon and parked domains
+    (cPanel makes none for subdomains) unless the admin turned them off."""
+    names = list(vhost.names)
+    if settings.autossl_proxy_subdomains and vhost.kind != "sub":
+        bases = [vhost.domain] + [
+            n
+            for n in vhost.names
+            if n not in (vhost.domain, vhost.servername) and not n.startswith(("www.", "mail."))
+        ]
+        names += [f"{label}.{base}" for base in bases for label in PROXY_LABELS]
+    return list(dict.fromkeys(names))
+
+
+def excluded_by(name: str, patterns: Sequence[str]) -> str:
+    return next((p for p in patterns if fnmatch.fnmatchcase(name, p.lower())), "")
+
+
+def precheck(
+    vhost: Vhost, names: Sequence[str], settings: Settings, addresses: Sequence[str]
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """(names that pass, [(name, reason)] for those that do not). One test file in the vhost's
+    docroot, fetched for every name the way the CA would; removed afterwards."""
+    check = SelfCheck(resolvers=settings.resolvers, http_port=settings.http_port, timeout=5.0)
+    token = secrets.token_urlsafe(24)
+    content = f"letsencrypt-cpanel-precheck.{secrets.token_urlsafe(16)}"
+    solver = WebrootSolver({n: Path(vhost.docroot) for n in names})
+    passed: list[str] = []
+    failed: list[tuple[str, str]] = []
+    ours = {a.lower() for a in addresses}
+    try:
+        solver.present(vhost.domain if vhost.domain in names else names[0], token, content)
+    except ChallengeFailed as exc:
+        return [], [(n, exc.detail) for n in names]
+    try:
+        for name in names:
+            try:
+                elsewhere = [a for a in check.addresses(name) if a.lower() not in ours]
+                if elsewhere:
+                    failed.append((name, f"resolves to {', '.join(elsewhere)}, not this server"))
+                    continue
+                check.verify(name, token, content)
+            except SelfCheckFailed as exc:
+                failed.append((name, exc.detail))
+                continue
+            passed.append(name)
+    finally:
+        solver.cleanup(vhost.domain if vhost.domain in names else names[0], token)
+    return passed, failed
+
+
+def plan_user(
+    vhosts: Sequence[Vhost],
+    hosts: Sequence[InstalledHost],
+    entries: dict[str, CertificateEntry],
+    settings: Settings,
+    addresses: Sequence[str],
+    now: float,
+) -> list[VhostPlan]:
+    plans = []
+    for vhost in vhosts:
+        why = needs_certificate(
+            vhost, host_for(vhost, hosts), entries.get(vhost.domain), settings, now
+        )
+        if not why:
+            continue
+        skipped: list[tuple[str, str]] = []
+        wanted = []
+        for name in candidate_names(vhost, settings):
+            pattern = excluded_by(name, settings.autossl_exclude)
+            if pattern:
+                skipped.append((name, f"excluded by the pattern {pattern}"))
+            else:
+                wanted.append(name)
+        passed, failed = precheck(vhost, wanted, settings, addresses) if wanted else ([], [])
+        skipped += failed
+        limit = settings.max_names_per_certificate
+        for name in passed[limit:]:
+            skipped.append((name, f"more than {limit} names on one certificate"))
+        names = order_names(passed[:limit], vhost.domain)
+        plans.append(VhostPlan(vhost.domain, why, tuple(names), tuple(skipped)))
+    return plans
+
+
+# -- the jobs (as the user) ----------------------------------------------------------------------
+
+
+def plan_job(addresses: Sequence[str], now: float) -> Job:
+    def job(ctx: JobContext) -> JSONValue:
+        record = ctx.store.load()
+        plans = plan_user(
+            ctx.api.domains_data(),
+            ctx.api.installed_hosts(),
+            record.certificates,
+            ctx.settings,
+            addresses,
+            now,
+        )
+        return {
+            "has_account": ctx.settings.acme_directory in record.accounts,
+            "vhosts": [
+                {
+                    "vhost": p.vhost,
+                    "why": p.why,
+                    "names": list[JSONValue](p.names),
+                    "skipped": [[n, r] for n, r in p.skipped],
+                }
+                for p in plans
+            ],
+        }
+
+    return job
+
+
+def _issue_one(issuer: Issuer, ctx: JobContext, vhost: Vhost, names: list[str]) -> IssueOutcome:
+    kind = ctx.settings.default_key_type
+    try:
+        with ctx.store.locked() as txn:
+            entry = issuer.order(txn, vhost, names, kind)
+            result = issuer.install(txn, entry, reused=False)
+    except RateLimited as exc:
+        when = int(exc.retry_after.timestamp()) if exc.retry_after else 0
+        return IssueOutcome(
+            vhost.domain, tuple(names), False, str(exc), RATE_LIMITED, True, "", when
+        )
+    except ChallengeFailed as exc:
+        failed = "" if isinstance(exc, SelfCheckFailed) else exc.domain
+        return IssueOutcome(vhost.domain, tuple(names), False, str(exc), exc.kind, True, failed)
+    except Error as exc:
+        return IssueOutcome(vhost.domain, tuple(names), False, str(exc), type(exc).__name__, True)
+    return IssueOutcome(vhost.domain, tuple(names), True, ordered=True, not_after=result.not_after)
+
+
+def issue_job(grants: Sequence[tuple[str, Sequence[str]]]) -> Job:
+    """Order and install a certificate for each granted (vhost, names). A `rateLimited`
+    answer stops the rest (they would get the same answer)."""
+
+    def job(ctx: JobContext) -> JSONValue:
+        issuer = Issuer(ctx.api, ctx.store, ctx.settings, contact_email=ctx.account.email or None)
+        directory = ctx.settings.acme_directory
+        had_account = directory in ctx.store.load().accounts
+        by_domain = {v.domain: v for v in ctx.api.domains_data()}
+        outcomes: list[JSONValue] = []
+        for domain, names in grants:
+            vhost = by_domain.get(domain)
+            if vhost is None:
+                out = IssueOutcome(domain, tuple(names), False, "the website is gone", "gone")
+            else:
+                out = _issue_one(issuer, ctx, vhost, list(names))
+            outcomes.append(
+                {
+                    "vhost": out.vhost,
+                    "names": list[JSONValue](out.names),
+                    "ok": out.ok,
+                    "error": out.error[:2000],
+                    "kind": out.kind[:200],
+                    "ordered": out.ordered,
+                    "failed_name": out.failed_name,
+                    "retry_after": out.retry_after,
+                    "not_after": out.not_after,
+                }
+            )
+            if out.kind == RATE_LIMITED:
+                break
+        created = not had_account and directory in ctx.store.load().accounts
+        return {"account_created": created, "outcomes": outcomes}
+
+    return job
+
+
+# -- reading the summaries (root side; untrusted) ------------------------------------------------
+
+
+def _str(value: JSONValue, limit: int = 255) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        raise WorkerError("The AutoSSL worker's summary holds a malformed text.")
+    return value
+
+
+def _int(value: JSONValue) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**40:
+        raise WorkerError("The AutoSSL worker's summary holds a malformed number.")
+    return value
+
+
+def _names(value: JSONValue) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > MAX_NAMES:
+        raise WorkerError("The AutoSSL worker's summary holds a malformed list of names.")
+    return tuple(_str(n).lower() for n in value)
+
+
+def _items(value: JSONValue) -> list[dict[str, JSONValue]]:
+    if not isinstance(value, list) or len(value) > MAX_VHOSTS:
+        raise WorkerError("The AutoSSL worker's summary holds a malformed list.")
+    if not all(isinstance(v, dict) for v in value):
+        raise WorkerError("The AutoSSL worker's summary holds a malformed entry.")
+    return [v for v in value if isinstance(v, dict)]
+
+
+def parse_plan(value: JSONValue) -> UserPlan:
+    if not isinstance(value, dict) or not isinstance(value.get("has_account"), bool):
+        raise WorkerError("The AutoSSL worker sent back a plan without the expected fields.")
+    plans = []
+    for item in _items(value.get("vhosts")):
+        skipped = item.get("skipped")
+        if not isinstance(skipped, list) or len(skipped) > MAX_NAMES:
+            raise WorkerError("The AutoSSL worker's plan holds a malformed list.")
+        pairs = []
+        for pair in skipped:
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise WorkerError("The AutoSSL worker's plan holds a malformed entry.")
+            pairs.append((_str(pair[0]).lower(), _str(pair[1], 2000)))
+        vhost = _str(item.get("vhost")).lower()
+        plans.append(
+            VhostPlan(vhost, _str(item.get("why")), _names(item.get("names")), tuple(pairs))
+        )
+    return UserPlan(bool(value["has_account"]), tuple(plans))
+
+
+def parse_issue(value: JSONValue) -> IssueReport:
+    if not isinstance(value, dict) or not isinstance(value.get("account_created"), bool):
+        raise WorkerError("The AutoSSL worker sent back a report without the expected fields.")
+    outcomes = []
+    for item in _items(value.get("outcomes")):
+        ok, ordered = item.get("ok"), item.get("ordered")
+        if not isinstance(ok, bool) or not isinstance(ordered, bool):
+            raise WorkerError("The AutoSSL worker's report holds a malformed outcome.")
+        outcomes.append(
+            IssueOutcome(
+                _str(item.get("vhost")).lower(),
+                _names(item.get("names")),
+                ok,
+                _str(item.get("error"), 2000),
+                _str(item.get("kind"), 200),
+                ordered,
+                _str(item.get("failed_name")).lower(),
+                _int(item.get("retry_after")),
+                _int(item.get("not_after")),
+            )
+        )
+    return IssueReport(bool(value["account_created"]), tuple(outcomes))
+
+
+def stamp(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch)) if epoch else "-"
