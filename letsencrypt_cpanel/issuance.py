@@ -26,6 +26,7 @@ from .cpanel.uapi import UserAPI
 from .dns_challenge import CpanelDnsSolver
 from .eab import RootBinder
 from .errors import (
+    ChallengeFailed,
     CpanelAPIError,
     Error,
     InstallFailed,
@@ -247,8 +248,11 @@ class Issuer:
 
         try:
             return attempt(method), method
-        except SelfCheckFailed:
-            if method != HTTP01 or not plan.may_fall_back:
+        except ChallengeFailed as exc:
+            # Only failures seen before the CA was asked (our self-check, or the token file
+            # could not be written): a validation the CA failed is not tried again here.
+            before_ca = isinstance(exc, SelfCheckFailed) or exc.kind == "webroot"
+            if method != HTTP01 or not plan.may_fall_back or not before_ca:
                 raise
             probe = build_solver(DNS01, self.api, self.settings, vhost, names)
             if not isinstance(probe, CpanelDnsSolver) or not zones_all_here(probe, names):
