@@ -121,7 +121,8 @@ class Server:
         return self.root / absolute.lstrip("/")
 
     def snapshot(self) -> dict[str, str]:
-        """Every file, link and folder under the root with its owner, mode and content digest."""
+        """Every file, link and folder under the root: owner, mode, and for files the content
+        digest and the modification time (a file rewritten with the same bytes still counts)."""
         seen: dict[str, str] = {}
         for folder, dirs, files in os.walk(self.root):
             for name in [*dirs, *files]:
@@ -134,7 +135,7 @@ class Server:
                     seen[rel] = f"link {os.readlink(path)}"
                 elif path.is_file():
                     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                    seen[rel] = f"{st.st_uid}:{st.st_gid} {st.st_mode:o} {digest}"
+                    seen[rel] = f"{st.st_uid}:{st.st_gid} {st.st_mode:o} {digest} {st.st_mtime_ns}"
                 else:
                     seen[rel] = f"{st.st_uid}:{st.st_gid} {st.st_mode:o}"
         return seen

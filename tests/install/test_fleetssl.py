@@ -106,4 +106,6 @@ def test_fleetssl_is_stopped_disabled_and_unregistered_first(server: Server) -> 
     record = server.path("/home/bob/.cpanel/nvdata/letsencrypt-cpanel")
     assert record.read_text() == '{"Certs": {}}'
 
+    before = server.snapshot()
     assert server.install() == ["systemctl enable --now letsencrypt-cpanel.service"]
+    assert server.snapshot() == before

@@ -98,7 +98,9 @@ def test_install_on_systemd(server: Server) -> None:
         check=False,
     )
     assert proc.returncode == 0 and "acme_directory" in json.loads(proc.stdout), proc.stderr
+    before = server.snapshot()
     assert server.install() == ["systemctl enable --now letsencrypt-cpanel.service"]
+    assert server.snapshot() == before
 
 
 def test_a_newer_version_upgrades_in_place(server: Server, tmp_path: Path) -> None:
