@@ -13,7 +13,7 @@ cheap enough to build on every page view.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -182,6 +182,7 @@ def _uncovered(
     domains: list[DomainInfo] | None,
     states: list[VhostState],
     now: float,
+    reasons: Mapping[tuple[str, str], str],
 ) -> list[UncoveredVhost]:
     by_servername = {(sv.user, sv.servername): sv for sv in ssl_vhosts}
     failures = {(s.user, s.vhost): s.last_error for s in states if s.status == "failed"}
@@ -206,6 +207,9 @@ def _uncovered(
         failure = next((failures[(user, n)] for n in names if (user, n) in failures), "")
         if failure:
             reason = f"{reason}; the plugin's last attempt failed: {failure}"
+        autossl = next((reasons[(user, n)] for n in names if (user, n) in reasons), "")
+        if autossl:
+            reason = f"{reason}; {autossl}"
         owner = accounts[user].owner if user in accounts else ""
         out.append(UncoveredVhost(user, owner, servername, domain, names, reason))
     return out
@@ -217,9 +221,11 @@ def build_report(
     *,
     now: float | None = None,
     users: Iterable[str] | None = None,
+    reasons: Mapping[tuple[str, str], str] | None = None,
 ) -> ServerReport:
-    """The report for the whole server, or for `users` only. `whm` is a `WhmAPI`; raises
-    CpanelAPIError when WHM cannot list accounts or SSL vhosts."""
+    """The report for the whole server, or for `users` only. `whm` is a `WhmAPI`; `reasons`
+    maps (user, name) to why AutoSSL did not secure it. Raises CpanelAPIError when WHM cannot
+    list accounts or SSL vhosts."""
     when = time.time() if now is None else now
     accounts = {a.user: a for a in whm.listaccts()}
     ssl_vhosts: list[SslVhost] = whm.fetch_ssl_vhosts()
@@ -248,7 +254,7 @@ def build_report(
     report = ServerReport(
         generated=int(when),
         certificates=tuple(rows),
-        uncovered=tuple(_uncovered(accounts, ssl_vhosts, domains, states, when)),
+        uncovered=tuple(_uncovered(accounts, ssl_vhosts, domains, states, when, reasons or {})),
         notes=tuple(notes),
     )
     return report if users is None else report.only_users(users)

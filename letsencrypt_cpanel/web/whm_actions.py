@@ -13,7 +13,6 @@ Heavy modules (acme, workers) are imported inside the functions: the list page n
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -95,36 +94,76 @@ def renew_user_now(settings: Settings, user: str, *, force: bool = False) -> Out
     return Outcome(not failed, title, tuple(lines), data)
 
 
-def _optional(module: str, function: str) -> Any:
-    """A function of another part of the plugin, or None in a version without it."""
-    try:
-        found = importlib.import_module(f"letsencrypt_cpanel.{module}")
-    except ImportError:
-        return None
-    return getattr(found, function, None)
-
-
 def autossl_user_now(settings: Settings, user: str) -> Outcome:
-    run = _optional("autossl", "run_for_user")
-    if run is None:
-        return Outcome(False, "AutoSSL is not available in this version of the plugin")
+    """The plugin's AutoSSL for one account now (`le-cp autossl run --user U`)."""
+    from ..autossl import FAILED, describe_vhost, run_once
+
     try:
-        result = run(settings, user)
+        result = run_once(settings, time.time(), users=[user], force=True)
     except Error as exc:
         return Outcome(False, f"AutoSSL for {user} could not run", (str(exc),))
-    lines = tuple(str(x) for x in getattr(result, "lines", lambda: [str(result)])())
-    return Outcome(bool(getattr(result, "ok", True)), f"AutoSSL for {user}: done", lines)
+    lines: list[str] = []
+    for v in result.vhosts:
+        lines.append(describe_vhost(v.summary()))
+        lines += [f"left off {name}: {reason}" for name, reason in v.skipped]
+    lines += [f"the worker failed: {error}" for error in result.worker_failures.values()]
+    ok = not result.worker_failures and not result.with_status(FAILED)
+    data = [v.summary() for v in result.vhosts]
+    return Outcome(ok, f"AutoSSL for {user}: {result.describe()}", tuple(lines), data)
 
 
-def service_cert_now(settings: Settings, *, force: bool = False) -> Outcome:
-    run = _optional("service_certs", "run_now")
-    if run is None:
-        return Outcome(False, "The service certificate is not available in this version")
+def service_cert_now(settings: Settings, whm: Any, *, force: bool = False) -> Outcome:
+    """Issue or renew the service certificate now (`le-cp hostcert issue`); `force` orders a
+    new one even when the installed one is good."""
+    from ..service_certs import DEFERRED, DISABLED, FAILED, run_once
+
+    outcome = run_once(settings, whm, time.time(), force=force)
+    if outcome.action == DISABLED:
+        return Outcome(False, "The service certificate is turned off in Options")
+    ok = outcome.action not in (FAILED, DEFERRED)
+    lines = [f"names: {', '.join(outcome.names) or '-'}"]
+    if outcome.not_after:
+        lines.append(f"valid until {time.strftime('%Y-%m-%d', time.gmtime(outcome.not_after))}")
+    if outcome.installed_on:
+        lines.append(f"installed on: {', '.join(outcome.installed_on)}")
+    if outcome.error:
+        lines.append(outcome.error)
+    title = f"Service certificate: {outcome.action.replace('_', ' ')}"
+    return Outcome(ok, title, tuple(lines), outcome.summary())
+
+
+def service_statuses(settings: Settings, whm: Any) -> list[dict[str, Any]]:
+    """Each service's certificate and what is wrong with it, for the Actions page."""
+    from ..service_certs import service_statuses as statuses
+
     try:
-        result = run(settings, force=force)
+        return [s.summary() for s in statuses(settings, whm, time.time())]
     except Error as exc:
-        return Outcome(False, "The service certificate could not be issued", (str(exc),))
-    return Outcome(True, "Service certificate: done", (str(result),))
+        return [{"service": "-", "problem": str(exc), "names": [], "issuer": "", "not_after": 0}]
+
+
+def autossl_reasons(settings: Settings) -> dict[tuple[str, str], str]:
+    """(user, name) -> what the last AutoSSL run said about that name, when it did not secure
+    it (the report came from workers: text to show, nothing more)."""
+    from ..autossl import SECURED, load_report
+
+    out: dict[tuple[str, str], str] = {}
+    for user, entry in load_report(settings).get("users", {}).items():
+        if not isinstance(entry, dict):
+            continue
+        for row in entry.get("vhosts", []):
+            if not isinstance(row, dict):
+                continue
+            for item in row.get("skipped", []):
+                if isinstance(item, dict):
+                    out[(user, str(item.get("name")))] = (
+                        f"AutoSSL left it off: {item.get('reason')}"
+                    )
+            if row.get("status") != SECURED:
+                text = str(row.get("error") or row.get("why") or row.get("status"))
+                for name in [row.get("vhost"), *row.get("names", [])]:
+                    out.setdefault((user, str(name)), f"AutoSSL {row.get('status')}: {text}")
+    return out
 
 
 def exclude_from_cpanel_autossl(whm: Any, rows: Iterable[CertificateRow]) -> Outcome:

@@ -86,8 +86,9 @@ class WhmContext:
 
 
 def _report(ctx: WhmContext) -> ServerReport:
+    reasons = whm_actions.autossl_reasons(ctx.settings)
     with StateDB.open(ctx.settings) as db:
-        return build_report(ctx.whm, db, users=ctx.visible_users())
+        return build_report(ctx.whm, db, users=ctx.visible_users(), reasons=reasons)
 
 
 def _cpanel_autossl(ctx: WhmContext) -> dict[str, Any]:
@@ -226,11 +227,11 @@ def save_options(ctx: WhmContext) -> Response:
 def actions_page(ctx: WhmContext) -> Response:
     ctx.access.require_full()
     users = sorted(a.user for a in ctx.whm.listaccts())
+    services = whm_actions.service_statuses(ctx.settings, ctx.whm)
     if ctx.request.wants_json:
-        return json_response(
-            200, success=True, data={"users": users, "csrf_token": ctx.csrf.token()}
-        )
-    return ctx.html("whm/actions.html", tab="actions", users=users)
+        data = {"users": users, "services": services, "csrf_token": ctx.csrf.token()}
+        return json_response(200, success=True, data=data)
+    return ctx.html("whm/actions.html", tab="actions", users=users, services=services)
 
 
 def _account(ctx: WhmContext) -> str:
@@ -264,7 +265,7 @@ def autossl(ctx: WhmContext) -> Response:
 def service_cert(ctx: WhmContext) -> Response:
     ctx.access.require_full()
     force = ctx.request.value("force") in ("1", "true", "on")
-    return _show(ctx, whm_actions.service_cert_now(ctx.settings, force=force))
+    return _show(ctx, whm_actions.service_cert_now(ctx.settings, ctx.whm, force=force))
 
 
 def exclude_cpanel_autossl(ctx: WhmContext) -> Response:

@@ -145,3 +145,26 @@ def test_le_cp_report_mirrors_the_page(whm_page: RunningSandbox, whm_configured:
     assert [r["vhost"] for r in page["certificates"]] == [domain]
     text = whm_configured.ok("report", "--user", user, "--status", "failed")
     assert domain in text and "rate limited" in text
+
+
+def test_service_certificate_and_autossl_actions_show_their_outcome(
+    whm_page: RunningSandbox, whm_configured: LeCp
+) -> None:
+    user, domain = new_user(whm_page, "whmauto")
+    client = WhmClient.login(whm_page)
+    page = client.data({"action": "actions"})
+    assert user in page["users"]
+    assert {s["service"] for s in page["services"]} >= {"cpanel", "exim", "dovecot", "ftp"}
+
+    reply = client.post({"action": "autossl", "user": user}, json_api=True)
+    assert reply.status in (200, 502), reply.body[:800]
+    body = reply.json()
+    assert body["data"]["title"].startswith(f"AutoSSL for {user}")
+    assert any(row["user"] == user for row in body["data"]["data"]), body
+    html = client.post({"action": "autossl", "user": user}).body.decode()
+    assert 'id="outcome"' in html and f"AutoSSL for {user}" in html
+
+    reply = client.post({"action": "service_cert", "force": "1"}, json_api=True)
+    assert reply.status in (200, 502), reply.body[:800]
+    assert reply.json()["data"]["title"].startswith("Service certificate")
+    assert 'id="services"' in client.html({"action": "actions"})
