@@ -150,7 +150,7 @@ def test_le_cp_report_mirrors_the_page(whm_page: RunningSandbox, whm_configured:
 def test_service_certificate_and_autossl_actions_show_their_outcome(
     whm_page: RunningSandbox, whm_configured: LeCp
 ) -> None:
-    user, domain = new_user(whm_page, "whmauto")
+    user, _ = new_user(whm_page, "whmauto")
     client = WhmClient.login(whm_page)
     page = client.data({"action": "actions"})
     assert user in page["users"]
