@@ -47,7 +47,8 @@ class Request:
             if ctype == "application/json":
                 try:
                     loaded = json.loads(body or b"{}")
-                except ValueError as exc:
+                # Nesting deeper than the interpreter's recursion limit raises RecursionError.
+                except (ValueError, RecursionError) as exc:
                     raise BadRequest("The request body is not valid JSON.") from exc
                 if not isinstance(loaded, dict):
                     raise BadRequest("The request body must be a JSON object.")
