@@ -23,7 +23,8 @@ export LECP_ROOT=${ROOT:-/}
 
 [ "$(id -u)" = 0 ] || die "run install.sh as root"
 [ -x "$CPANEL/bin/whmapi1" ] || die "no cPanel & WHM found under $LECP_ROOT (missing $CPANEL/bin/whmapi1)"
-for f in daemon/letsencrypt-cpaneld cgi/letsencrypt.live.cgi plugin/install.json requirements.lock; do
+for f in daemon/letsencrypt-cpaneld cgi/letsencrypt.live.cgi cgi/whm/letsencrypt.live.cgi \
+    plugin/install.json plugin/hooks/letsencrypt-cpanel-hook requirements.lock; do
     [ -f "$SRC/$f" ] || die "the source tree is incomplete: $SRC/$f is missing"
 done
 
@@ -190,9 +191,7 @@ if stamp_differs cpanel-plugin "$OPT/cpanel/install.json" "$OPT/cpanel/letsencry
 fi
 
 # ---- the WHM plugin --------------------------------------------------------------------------
-whm_cgi=$SRC/cgi/whm/letsencrypt.live.cgi
-[ -f "$whm_cgi" ] || whm_cgi=$SRC/cgi/whm-launcher
-launcher "$whm_cgi" "$OPT/whm/letsencrypt.live.cgi"
+launcher "$SRC/cgi/whm/letsencrypt.live.cgi" "$OPT/whm/letsencrypt.live.cgi"
 link "$OPT/whm" "$WHM_CGI/letsencrypt-cpanel"
 put "$SRC/plugin/letsencrypt-cpanel-whm.png" "$WHM_ICONS/letsencrypt-cpanel-whm.png" 644
 put "$SRC/plugin/letsencrypt-cpanel-whm.conf" "$OPT/letsencrypt-cpanel-whm.conf" 644
@@ -200,6 +199,18 @@ if stamp_differs whm-plugin "$OPT/letsencrypt-cpanel-whm.conf" ||
     [ ! -f "$ROOT/var/cpanel/apps/letsencrypt-cpanel-whm.conf" ]; then
     run "$CPANEL/bin/register_appconfig" "$OPT/letsencrypt-cpanel-whm.conf"
     stamp_write whm-plugin "$OPT/letsencrypt-cpanel-whm.conf"
+fi
+
+# ---- cPanel hooks: a new account or domain queues an AutoSSL run (letsencrypt_cpanel.cpanel_hooks)
+HOOK=$OPT/bin/letsencrypt-cpanel-hook
+launcher "$SRC/plugin/hooks/letsencrypt-cpanel-hook" "$HOOK"
+if [ ! -x "$CPANEL/bin/manage_hooks" ]; then
+    log "no $CPANEL/bin/manage_hooks: new accounts and domains wait for the next daemon cycle"
+elif stamp_differs hooks "$HOOK" "$OPT/lib/letsencrypt_cpanel/cpanel_hooks.py"; then
+    # manage_hooks asks the script `--describe` for its events; a changed list is registered anew.
+    [ ! -f "$STAMPS/hooks" ] || run "$CPANEL/bin/manage_hooks" delete script "$HOOK"
+    run "$CPANEL/bin/manage_hooks" add script "$HOOK"
+    stamp_write hooks "$HOOK" "$OPT/lib/letsencrypt_cpanel/cpanel_hooks.py"
 fi
 
 # ---- CloudLinux CageFS: users' CGIs run inside the cage and need the venv and the code -------

@@ -68,6 +68,10 @@ fi
 [ ! -L "$WHM_CGI/letsencrypt-cpanel" ] || rm -f "$WHM_CGI/letsencrypt-cpanel"
 rm -f "$WHM_ICONS/letsencrypt-cpanel-whm.png"
 
+if [ -x "$CPANEL/bin/manage_hooks" ] && [ -f "$STAMPS/hooks" ]; then
+    run "$CPANEL/bin/manage_hooks" delete script "$OPT/bin/letsencrypt-cpanel-hook"
+fi
+
 # ---- CageFS, the WHM token, the small files --------------------------------------------------
 if [ -x "$CAGEFSCTL" ] && [ "$have_venv" = 1 ] && [ "$(support cagefs-remove "$OPT")" = changed ]; then
     run "$CAGEFSCTL" --remount-all

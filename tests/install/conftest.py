@@ -160,7 +160,9 @@ def server(source_tree: Path) -> Iterator[Server]:
     root = make_sandbox_root()
     run_cli("init", str(root))
     try:
-        yield Server(root, source_tree)
+        server = Server(root, source_tree)
+        server.add_tool("usr/local/cpanel/bin/manage_hooks")  # cPanel's, not in the sandbox
+        yield server
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

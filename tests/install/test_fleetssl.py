@@ -69,6 +69,7 @@ def test_fleetssl_is_stopped_disabled_and_unregistered_first(server: Server) -> 
         f"unregister_appconfig {FS}/letsencrypt-cpanel-whm.conf",
         f"install_plugin {OPT}/cpanel --theme jupiter",
         f"register_appconfig {OPT}/letsencrypt-cpanel-whm.conf",
+        f"manage_hooks add script {OPT}/bin/letsencrypt-cpanel-hook",
         "restartsrv_chkservd",
         "systemctl daemon-reload",
         "systemctl enable --now letsencrypt-cpanel.service",

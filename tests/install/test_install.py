@@ -14,6 +14,7 @@ from tests.install.conftest import OPT, Server, copy_source
 PLUGIN = [
     f"install_plugin {OPT}/cpanel --theme jupiter",
     f"register_appconfig {OPT}/letsencrypt-cpanel-whm.conf",
+    f"manage_hooks add script {OPT}/bin/letsencrypt-cpanel-hook",
     "restartsrv_chkservd",
 ]
 JUPITER = "/usr/local/cpanel/base/frontend/jupiter/letsencrypt-cpanel"
@@ -40,6 +41,7 @@ def test_install_on_sysvinit_then_again_changes_nothing(server: Server) -> None:
         f"{OPT}/cpanel/letsencrypt.live.cgi",
         f"{OPT}/whm/letsencrypt.live.cgi",
         f"{OPT}/bin/letsencrypt-cpaneld",
+        f"{OPT}/bin/letsencrypt-cpanel-hook",
         "/usr/local/bin/le-cp",
     ]:
         assert_launcher(server, launcher)
@@ -113,6 +115,15 @@ def test_a_newer_version_upgrades_in_place(server: Server, tmp_path: Path) -> No
         "systemctl enable --now letsencrypt-cpanel.service",
         "systemctl restart letsencrypt-cpanel.service",
     ]
+    hooks = newer / "letsencrypt_cpanel/cpanel_hooks.py"  # e.g. a new event to hook
+    hooks.write_text(hooks.read_text() + "\n# one more event\n")
+    hook = f"{OPT}/bin/letsencrypt-cpanel-hook"
+    assert server.install(newer) == [
+        f"manage_hooks delete script {hook}",
+        f"manage_hooks add script {hook}",
+        "systemctl enable --now letsencrypt-cpanel.service",
+        "systemctl restart letsencrypt-cpanel.service",
+    ]
     installed = server.path(f"{OPT}/lib/letsencrypt_cpanel/__init__.py").read_text()
     assert "UPGRADED = True" in installed
     assert server.tokens().count("letsencrypt-cpanel") == 1
@@ -147,6 +158,7 @@ def test_uninstall_removes_everything_but_records_and_config(server: Server) -> 
         "restartsrv_chkservd",
         f"uninstall_plugin {OPT}/cpanel --theme jupiter",
         f"unregister_appconfig {OPT}/letsencrypt-cpanel-whm.conf",
+        f"manage_hooks delete script {OPT}/bin/letsencrypt-cpanel-hook",
     ]
     for gone in [
         OPT,
@@ -177,7 +189,7 @@ def test_cagefs_mounts_the_plugin_folder_in_every_cage(server: Server) -> None:
     mp.parent.mkdir(parents=True)
     mp.write_text("/var/lib/mysql\n@/var/spool/cron,700\n")
     commands = server.install()
-    assert commands == [*PLUGIN[:2], "cagefsctl --remount-all", *commands[3:]]
+    assert commands == [*PLUGIN[:3], "cagefsctl --remount-all", *commands[4:]]
     assert mp.read_text() == f"/var/lib/mysql\n@/var/spool/cron,700\n{server.root}{OPT}\n"
     assert "cagefsctl --remount-all" not in server.install()
     assert "cagefsctl --remount-all" in server.uninstall()
@@ -193,6 +205,7 @@ def test_uninstall_purge_removes_config_secrets_and_state_too(server: Server) ->
         "restartsrv_chkservd",
         f"uninstall_plugin {OPT}/cpanel --theme jupiter",
         f"unregister_appconfig {OPT}/letsencrypt-cpanel-whm.conf",
+        f"manage_hooks delete script {OPT}/bin/letsencrypt-cpanel-hook",
     ]
     for gone in [
         OPT,
@@ -203,3 +216,21 @@ def test_uninstall_purge_removes_config_secrets_and_state_too(server: Server) ->
     ]:
         assert not server.path(gone).exists(), gone
     assert "letsencrypt-cpanel" not in server.tokens()
+
+
+def test_installed_hook_describes_its_events_to_manage_hooks(server: Server) -> None:
+    server.use_systemd()
+    server.install()
+    hook = server.path(f"{OPT}/bin/letsencrypt-cpanel-hook")
+    proc = subprocess.run(
+        [str(hook), "--describe"],
+        env={"LECP_ROOT": str(server.root), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    described = json.loads(proc.stdout)
+    assert {"Accounts::Create", "UAPI::SubDomain::addsubdomain"} <= {h["event"] for h in described}
+    assert {h["hook"] for h in described} == {str(hook)}
