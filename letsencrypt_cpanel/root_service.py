@@ -116,10 +116,11 @@ def _read_request(conn: socket.socket) -> bytes | None:
 
 def _serve_one(conn: socket.socket, settings: Settings, allowed: Callable[[int], bool]) -> None:
     conn.settimeout(READ_TIMEOUT)
+    # Read first (bounded), so a refused caller reads its refusal instead of a broken pipe.
+    raw = _read_request(conn)
     if not allowed(peer_uid(conn)):
         reply: dict[str, Any] = {"ok": False, "error": "not allowed"}
     else:
-        raw = _read_request(conn)
         try:
             request = json.loads(raw) if raw else None
         except ValueError:
