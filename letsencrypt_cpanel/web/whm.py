@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings, load_secrets, load_settings
+from ..config import Settings, load_secrets, load_settings, root_from_env
 from ..errors import Error
 from . import whm_views as views
 from .error_advice import PageError, message_for, status_for
@@ -135,7 +135,12 @@ def app_from_environment(environ: Mapping[str, str] | None = None) -> WSGIApp:
         def broken(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             wants = "application/json" in str(environ.get("HTTP_ACCEPT") or "").lower()
             folder = templates_dir(env)
-            return _failure(folder, new_nonce(), wants, 500, text).wsgi(start_response)
+            status, shown = 500, text
+            try:  # even a broken config says nothing to a stranger
+                resolve_access(Settings(root=root_from_env(env)), str(environ.get("REMOTE_USER")))
+            except Forbidden as refused:
+                status, shown = 403, str(refused)
+            return _failure(folder, new_nonce(), wants, status, shown).wsgi(start_response)
 
         return broken
     return create_app(settings, templates=templates_dir(env))

@@ -345,3 +345,32 @@ def test_without_domain_list_the_ssl_vhosts_are_judged(call: Any, whm: FakeWhm) 
     data = call("root", json_api=True).json()["data"]
     assert [u["vhost"] for u in data["uncovered"]] == ["carol.test"]
     assert "did not list the domains" in data["notes"][0]
+
+
+def test_broken_config_is_refused_to_strangers_and_explained_to_root(root: Path) -> None:
+    from letsencrypt_cpanel.web.whm import app_from_environment
+
+    (root / "etc").mkdir()
+    (root / "etc/letsencrypt-cpanel.conf").write_text("{not json")
+    app = app_from_environment({"LECP_ROOT": str(root)})
+    for user, status in (("alice", 403), ("root", 500)):
+        got: dict[str, Any] = {}
+        environ = {"REMOTE_USER": user, "HTTP_ACCEPT": "application/json"}
+        body = b"".join(app(environ, lambda s, h, got=got: got.update(status=int(s.split()[0]))))
+        assert got["status"] == status
+        assert ("not valid JSON" in body.decode()) is (user == "root")
+
+
+def test_key_type_from_cpanel_certificate_fields() -> None:
+    from letsencrypt_cpanel.cpanel.parsing import key_type
+
+    assert key_type({"encryption_algorithm": "rsaEncryption", "modulus_length": "4096"}) == (
+        "rsa:4096"
+    )
+    assert key_type({"key_algorithm": "id-ecPublicKey", "ecdsa_curve_name": "prime256v1"}) == (
+        "ecdsa:p-256"
+    )
+    assert key_type({"key_algorithm": "id-ecPublicKey", "ecdsa_curve_name": "secp384r1"}) == (
+        "ecdsa:p-384"
+    )
+    assert key_type({}) == ""
