@@ -59,11 +59,19 @@ def _passwd_lines(path: Path) -> Iterator[list[str]]:
             yield fields
 
 
+def _passwd_index(text: str) -> dict[str, PasswdEntry]:
+    out: dict[str, PasswdEntry] = {}
+    for line in text.splitlines():
+        f = line.split(":")
+        ok = len(f) >= 7 and f[2].isdigit() and f[3].isdigit() and not line.startswith("#")
+        if ok and f[0] not in out:
+            out[f[0]] = PasswdEntry(f[0], int(f[2]), int(f[3]), Path(f[5]), f[6])
+    return out
+
+
 def passwd_entry(root: Path, user: str) -> PasswdEntry | None:
-    for f in _passwd_lines(layout.passwd_file(root)):
-        if f[0] == user:
-            return PasswdEntry(f[0], int(f[2]), int(f[3]), Path(f[5]), f[6])
-    return None
+    # Indexed once per version of the file: listaccts asks for every account (bench/).
+    return layout.parsed(layout.passwd_file(root), "passwd", _passwd_index).get(user)
 
 
 def user_for_uid(root: Path, uid: int) -> str | None:

@@ -7,8 +7,10 @@ The ids follow cpanel-api.md §4 "ID formats" (S1 Cpanel/SSLStorage/Utils.pm); t
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import ipaddress
+import pickle
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -210,6 +212,18 @@ def cert_facts(cert: x509.Certificate) -> dict[str, Any]:
         "signature_algorithm": cert.signature_algorithm_oid._name,
     }
     facts.update(public_key_facts(cert.public_key()))
+    return facts
+
+
+@functools.lru_cache(maxsize=50_000)
+def _facts_pickle(pem: str) -> bytes:
+    return pickle.dumps(cert_facts(load_cert(pem)))
+
+
+def facts_for_pem(pem: str) -> dict[str, Any]:
+    """cert_facts of a PEM certificate (a fresh copy), parsed once per distinct PEM: WHM's
+    fetch_ssl_vhosts reports every installed certificate of the server (bench/)."""
+    facts: dict[str, Any] = pickle.loads(_facts_pickle(pem))  # noqa: S301 - our own pickle
     return facts
 
 

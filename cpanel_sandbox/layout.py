@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import re
 import secrets
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import yaml
 
@@ -162,10 +163,42 @@ def format_colon_map(entries: dict[str, str]) -> str:
 # site server reads every vhost's file to map a Host header (big sandboxes, bench/).
 _SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+# Parsed files, each checked against its (inode, size, mtime) at every read: a file replaced
+# (write_file renames a new inode in) or edited by hand is parsed again, so readers still get
+# what is on disk now, for a stat a read. WHM's listaccts and fetch_ssl_vhosts over 5,000
+# accounts took minutes without it (bench/).
+_parsed: dict[tuple[str, str], tuple[tuple[int, int, int], Any]] = {}
+_PARSED_LIMIT = 100_000
+T = TypeVar("T")
+
+
+def parsed(path: Path, kind: str, parse: Callable[[str], T]) -> T:
+    """`parse(text)` of the file ("" when missing), reused while the file is unchanged. The
+    result is shared between callers: never change it (read_yaml hands out copies)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return parse("")
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    key = (kind, str(path))
+    hit = _parsed.get(key)
+    if hit is not None and hit[0] == stamp:
+        return cast(T, hit[1])
+    value = parse(read_text(path))
+    if len(_parsed) >= _PARSED_LIMIT:
+        _parsed.clear()
+    _parsed[key] = (stamp, value)
+    return value
+
+
+def _yaml_pickle(text: str) -> bytes:
+    data = yaml.load(text, Loader=_SafeLoader) if text else None  # noqa: S506 - a safe loader
+    return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+
 
 def read_yaml(path: Path) -> Any:
-    text = read_text(path)
-    return yaml.load(text, Loader=_SafeLoader) if text else None  # noqa: S506 - a safe loader
+    """The YAML file's data (a fresh copy each call: callers change it), None when missing."""
+    return pickle.loads(parsed(path, "yaml", _yaml_pickle))  # noqa: S301 - our own pickle
 
 
 def dump_yaml(data: Any) -> str:

@@ -237,7 +237,7 @@ def installed_host(root: Path, user: str, servername: str) -> dict[str, Any] | N
         "needs_sni": 1,
         "mail_sni_status": 1,
         "certificate_text": blocks[0],
-        "certificate": certs.cert_facts(certs.load_cert(blocks[0])),
+        "certificate": certs.facts_for_pem(blocks[0]),
     }
 
 
