@@ -130,6 +130,11 @@ if ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>
     fi
     code_changed=1
 fi
+# CGIs and workers run as the users: every folder down to the venv must let them through.
+if [ $((0$(stat -c %a "$ROOT/opt") & 1)) = 0 ]; then
+    log "$ROOT/opt was closed to other users: adding o+x so that users' pages can run"
+    chmod o+x "$ROOT/opt"
+fi
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
 if [ -n "${LECP_INSTALL_SITE_PACKAGES:-}" ]; then
