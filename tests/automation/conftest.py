@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,25 +14,15 @@ from aiosmtpd.controller import Controller
 from letsencrypt_cpanel.config import Settings, load_settings
 from letsencrypt_cpanel.user_jobs import RootSide
 from tests.conftest import free_port
+from tests.daemon.conftest import Bed as DaemonBed
 from tests.daemon.conftest import Mailbox
-from tests.fixtures.lecp import LeCp, configure
-from tests.fixtures.pebble import SHORT_VALIDITY_SECONDS, PebbleInstance, start_pebble
-from tests.fixtures.sandbox import RunningSandbox, make_sandbox_root, start_sandbox
+from tests.fixtures.lecp import configure
+from tests.fixtures.pebble import SHORT_VALIDITY_SECONDS, start_pebble
+from tests.fixtures.sandbox import make_sandbox_root, start_sandbox
 
 
-@dataclass
-class Bed:
-    sandbox: RunningSandbox
-    pebble: PebbleInstance
-    lecp: LeCp
-    mailbox: Mailbox
-
-    @property
-    def root(self) -> Path:
-        return self.sandbox.root
-
-    def set(self, name: str, value: str) -> None:
-        self.lecp.ok("config", "set", name, value)
+class Bed(DaemonBed):
+    """The daemon tests' bed, with root's side of the automation at hand."""
 
     def settings(self) -> Settings:
         return load_settings({"LECP_ROOT": str(self.root)})
