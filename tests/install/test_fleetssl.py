@@ -110,3 +110,33 @@ def test_fleetssl_is_stopped_disabled_and_unregistered_first(server: Server) -> 
     before = server.snapshot()
     assert server.install() == ["systemctl enable --now letsencrypt-cpanel.service"]
     assert server.snapshot() == before
+
+
+def test_fleetssl_under_sysvinit_with_both_themes(server: Server) -> None:
+    server.use_sysvinit()
+    lay_out_fleetssl(server)
+    server.path("/etc/systemd/system/letsencrypt-cpanel.service").unlink()
+    init = server.path("/etc/init.d/letsencrypt-cpanel")
+    init.parent.mkdir(parents=True, exist_ok=True)
+    init.write_text(f"#!/bin/sh\n# FleetSSL cPanel\nexec {FS}/letsencrypt.live.cgi -mode daemon\n")
+    init.chmod(0o755)
+    paper = server.path("/usr/local/cpanel/base/frontend/paper_lantern/letsencrypt")
+    paper.parent.mkdir(parents=True)
+    paper.symlink_to(f"{server.root}{FS}")
+
+    assert server.install() == [
+        "service letsencrypt-cpanel stop",
+        "chkconfig --del letsencrypt-cpanel",
+        f"uninstall_plugin {FS} --theme jupiter",
+        f"uninstall_plugin {FS} --theme paper_lantern",
+        f"unregister_appconfig {FS}/letsencrypt-cpanel-whm.conf",
+        f"install_plugin {OPT}/cpanel --theme jupiter",
+        f"register_appconfig {OPT}/letsencrypt-cpanel-whm.conf",
+        f"manage_hooks add script {OPT}/bin/letsencrypt-cpanel-hook",
+        "restartsrv_chkservd",
+        "chkconfig --add letsencrypt-cpanel",
+        "service letsencrypt-cpanel start",
+    ]
+    assert "letsencrypt-cpaneld" in init.read_text()
+    assert not paper.is_symlink()
+    assert not server.path(FS).exists()
