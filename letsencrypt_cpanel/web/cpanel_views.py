@@ -75,9 +75,9 @@ def _busy_work(
             )
         progress = ProgressFile(ctx.nvdata)
         progress.start(vhost.domain)
-        contact = _contact_email(ctx)
-        issuer = ctx.issuer_factory(ctx.api, ctx.store, ctx.settings, contact, progress.step)
         try:
+            contact = _contact_email(ctx)
+            issuer = ctx.issuer_factory(ctx.api, ctx.store, ctx.settings, contact, progress.step)
             response = work(issuer)
         except Error as exc:
             progress.step("failed")
@@ -85,6 +85,9 @@ def _busy_work(
                 return json_response(status_for(exc), success=False, errors=[message_for(exc)])
             one_time_message.leave(ctx.nvdata, "error", message_for(exc))
             return redirect(back)
+        except BaseException:
+            progress.step("failed")  # never leave the page saying it is still working
+            raise
         progress.step("done")
         return response
 

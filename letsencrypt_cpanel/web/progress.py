@@ -8,6 +8,7 @@ Without JavaScript nobody polls and the form POST simply waits for the result.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -65,6 +66,7 @@ class ProgressFile:
             "started": int(self.started),
             "updated": int(time.time()),
             "finished": finished,
+            "pid": os.getpid(),
         }
         self.folder.write(PROGRESS_FILE, json.dumps(data).encode("utf-8"))
 
@@ -79,7 +81,11 @@ class ProgressFile:
             return {"running": False, "step": "", "text": "", "steps": [], "seconds": 0}
         updated = data.get("updated") if isinstance(data.get("updated"), int) else 0
         started = data.get("started") if isinstance(data.get("started"), int) else 0
-        running = not data.get("finished") and time.time() - float(updated or 0) < STALE_AFTER
+        running = (
+            not data.get("finished")
+            and time.time() - float(updated or 0) < STALE_AFTER
+            and _alive(data.get("pid"))
+        )
         steps = [s for s in data.get("steps") or [] if isinstance(s, str)]
         step = str(data.get("step") or "")
         return {
@@ -89,3 +95,17 @@ class ProgressFile:
             "steps": steps,
             "seconds": max(0, int(time.time()) - int(started or 0)),
         }
+
+
+def _alive(pid: object) -> bool:
+    """Whether the request that wrote the file still runs (cpsrvd kills a page that runs too
+    long; its file then says "working" forever)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # some other process has the number now; the age check still applies
+    return True

@@ -250,3 +250,20 @@ def test_page_files_refuse_planted_links(page: Page, tmp_path: Path) -> None:
 def test_templates_folder_can_be_moved(tmp_path: Path) -> None:
     assert (templates_dir({}) / "cpanel" / "home.html").is_file()
     assert templates_dir({TEMPLATES_ENV: str(tmp_path)}) == tmp_path
+
+
+def test_progress_of_a_request_that_died_is_not_running(page: Page, tmp_path: Path) -> None:
+    folder = NvdataFolder(page.home)
+    progress = ProgressFile(folder)
+    progress.start("example.com")
+    progress.step("order")
+    now = progress.read("example.com")
+    assert now["running"] is True and now["text"] == "Ordering the certificate"
+    assert now["steps"] == ["Starting", "Ordering the certificate"]
+    assert progress.read("other.org")["running"] is False  # another website's
+    path = folder.path / "letsencrypt-cpanel.progress"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "pid": 2**22 + 12345}))  # above pid_max: no such process
+    assert progress.read("example.com")["running"] is False
+    progress.step("done")
+    assert progress.read("example.com")["running"] is False
