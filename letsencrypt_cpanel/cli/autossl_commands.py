@@ -53,11 +53,17 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             "enabled": settings.autossl_enabled,
             "report": report,
             "deferred": [
-                {"user": d.user, "vhost": d.vhost, "names": list(d.names), "reason": d.reason,
-                 "since": d.since, "until": d.until}
+                {
+                    "user": d.user,
+                    "vhost": d.vhost,
+                    "names": list(d.names),
+                    "reason": d.reason,
+                    "since": d.since,
+                    "until": d.until,
+                }
                 for d in deferred
             ],
-        }  # fmt: skip
+        }
         print(json.dumps(data, indent=2))
         return 0
     print(f"AutoSSL is {'on' if settings.autossl_enabled else 'off'}")

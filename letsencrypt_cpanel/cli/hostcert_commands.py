@@ -67,8 +67,10 @@ def _change_names(settings: Settings, name: str, add: bool) -> int:
     if add:
         names.append(wanted)
     set_value(settings, "hostcert_extra_names", ",".join(names))
-    print(f"extra names: {', '.join(names) or '-'} (the daemon issues at its next cycle; "
-          "`le-cp hostcert issue` does it now)")  # fmt: skip
+    print(
+        f"extra names: {', '.join(names) or '-'} (the daemon issues at its next cycle; "
+        "`le-cp hostcert issue` does it now)"
+    )
     return 0
 
 

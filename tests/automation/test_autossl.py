@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
 
-from letsencrypt_cpanel import autossl
+from letsencrypt_cpanel import autossl, cpanel_hooks
 from letsencrypt_cpanel.budgets import Budgets
 from tests.automation.conftest import Bed, make_bed
+from tests.fixtures.lecp import REPO
 from tests.fixtures.sandbox import run_cli
 
 USERS = [f"as{i:04d}" for i in range(1, 21)]
@@ -150,3 +153,28 @@ def test_le_cp_run_for_one_user(populated: Bed) -> None:
     data = json.loads(proc.stdout)
     assert [v["vhost"] for v in data["vhosts"]] == [REDIRECTING]
     assert "redirects" in data["vhosts"][0]["skipped"][0]["reason"]
+
+
+def test_a_new_account_queued_by_the_hook_is_secured(populated: Bed) -> None:
+    bed = populated
+    bed.sandbox.add_user("hooked", "hooked.test", addons=["shop-hooked.test"])
+    event = {"context": {"event": "Accounts::Create"}, "data": {"user": "hooked"}}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "plugin/hooks/letsencrypt-cpanel-hook")],
+        input=json.dumps(event),
+        env=bed.lecp.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert proc.stdout.startswith("1 ")
+    # What the daemon does each minute: drain the queue, run AutoSSL for those accounts.
+    queued = cpanel_hooks.take_queued(bed.settings())
+    assert queued == ["hooked"]
+    result = autossl.run_once(bed.settings(), time.time(), users=queued)
+    assert {v.vhost: v.status for v in result.vhosts} == {
+        "hooked.test": autossl.SECURED,
+        "shop-hooked.test": autossl.SECURED,
+    }
+    assert from_pebble(bed, "www.shop-hooked.test")
