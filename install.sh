@@ -179,7 +179,15 @@ fi
 
 # The launchers, with the venv's Python in their first line (cpsrvd wants root:root 0755).
 launcher "$SRC/daemon/letsencrypt-cpaneld" "$OPT/bin/letsencrypt-cpaneld"
-printf '#!/usr/bin/python3\n# le-cp of letsencrypt-cpanel (installed by install.sh)\nimport sys\n\nfrom letsencrypt_cpanel.cli import main\n\nsys.exit(main())\n' >"$TMP/le-cp"
+cat >"$TMP/le-cp" <<'EOF'
+#!/usr/bin/python3
+# le-cp of letsencrypt-cpanel (installed by install.sh)
+import sys
+
+from letsencrypt_cpanel.cli import main
+
+sys.exit(main())
+EOF
 launcher "$TMP/le-cp" "$ROOT/usr/local/bin/le-cp"
 put "$SRC/uninstall.sh" "$OPT/uninstall.sh" 755
 put "$SRC/install-lib.sh" "$OPT/install-lib.sh" 644
