@@ -217,9 +217,17 @@ def save_options(ctx: WhmContext) -> Response:
         return options_form(ctx, errors, status=400)
     whm_options.save_changes(ctx.settings, changes)
     pid = whm_options.tell_daemon(ctx.settings) if changes else None
+    excluded = None
+    if changes.get("cpanel_autossl_exclude_managed", "").lower() in ("true", "1", "on", "yes"):
+        # Turned on: keep cPanel's AutoSSL off the plugin's websites at once.
+        excluded = whm_actions.exclude_from_cpanel_autossl(ctx.whm, _report(ctx).certificates)
     if req.wants_json:
-        data = {"changed": sorted(changes), "daemon_pid": pid}
+        data: dict[str, Any] = {"changed": sorted(changes), "daemon_pid": pid}
+        if excluded is not None:
+            data["cpanel_autossl_excluded"] = excluded.summary()
         return json_response(200, success=True, data=data)
+    if excluded is not None:
+        return _show(ctx, excluded)
     saved = "same" if not changes else ("hup" if pid else "down")
     return redirect(ctx.url("options", saved=saved))
 

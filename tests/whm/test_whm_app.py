@@ -374,3 +374,12 @@ def test_key_type_from_cpanel_certificate_fields() -> None:
         "ecdsa:p-384"
     )
     assert key_type({}) == ""
+
+
+def test_turning_on_the_coexistence_option_excludes_at_once(call: Any, whm: FakeWhm) -> None:
+    body = {"action": "save_options", "cpanel_autossl_exclude_managed": True}
+    reply = call("root", "POST", form={**body, "csrf_token": _token(call)}, json_api=True)
+    assert reply.status == 200, reply.text
+    assert reply.json()["data"]["changed"] == ["cpanel_autossl_exclude_managed"]
+    assert reply.json()["data"]["cpanel_autossl_excluded"]["ok"] is True
+    assert set(whm.excluded) == {"alice", "bob"}
