@@ -171,8 +171,10 @@ def _reserve(
 ) -> list[_UserGrants]:
     """Budgets for the planned work, deferred vhosts first (oldest first); the rest deferred."""
 
+    waiting = {(d.user, d.vhost): d.since for d in budgets.deferred()}
+
     def since(user: str, vhost: str) -> float:
-        return budgets.deferred_since(user, vhost) or now + 1
+        return waiting.get((user, vhost)) or now + 1
 
     def defer(user: str, p: VhostPlan, denied: Denied) -> None:
         budgets.defer(user, p.vhost, p.names, denied, now)

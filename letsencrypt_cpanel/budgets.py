@@ -8,12 +8,11 @@ i.e. the exact set of names issued before, does not count), certificates per exa
 per ACME directory URL and per the key the CA counts by (IP, account, registered domain, name
 set, account+name), in root's own SQLite file `budgets.sqlite3` under `Settings.state_dir`.
 
-Issuance for users runs in workers as the user, who cannot write root's state, so root reserves
-BEFORE it starts a worker (`try_reserve`: all of an item's spends or none) and settles after,
-from the worker's summary (`settle`): what was not used is given back, what the CA saw is kept.
-A reservation that is never settled (a crash) stays counted: spending too little is the safe
-side. Work that does not fit is deferred (`defer`), shown on the WHM page and retried first, oldest
-first; a `rateLimited` answer pauses that budget until the time the CA gave (`pause`).
+Users' issuance runs in workers that cannot write root's state, so root reserves BEFORE it starts
+a worker (`try_reserve`: all or nothing) and settles after, from the worker's summary (`settle`).
+A reservation never settled (a crash) stays counted: spending too little is the safe side. Work
+that does not fit is deferred (`defer`, shown on the WHM page, retried first, oldest first); a
+`rateLimited` answer pauses that budget until the time the CA gave (`rate_limited`).
 """
 
 from __future__ import annotations
@@ -36,20 +35,16 @@ NEW_ORDERS = "new_orders"
 CERTS_PER_DOMAIN = "certs_per_domain"
 DUPLICATES = "duplicates"
 FAILED_VALIDATIONS = "failed_validations"
-KINDS = (NEW_ACCOUNTS, NEW_ORDERS, CERTS_PER_DOMAIN, DUPLICATES, FAILED_VALIDATIONS)
 
 # Public suffixes with two labels that are common on shared hosting. The public suffix list has
 # thousands; this approximation errs towards a shorter "registered domain", i.e. towards
 # counting more certificates against one budget, which is the safe side.
-TWO_LABEL_SUFFIXES = frozenset(
-    {
-        "co.uk", "org.uk", "me.uk", "ltd.uk", "plc.uk", "net.uk", "ac.uk", "gov.uk",
-        "com.au", "net.au", "org.au", "edu.au", "id.au", "co.nz", "net.nz", "org.nz",
-        "co.za", "org.za", "com.br", "net.br", "org.br", "com.mx", "com.ar", "com.tr",
-        "co.jp", "ne.jp", "or.jp", "co.in", "net.in", "org.in", "co.il", "com.sg",
-        "com.my", "com.hk", "com.cn", "com.tw", "co.kr", "com.pl", "com.es", "co.id",
-    }
-)  # fmt: skip
+_SUFFIXES = (
+    "co.uk org.uk me.uk ltd.uk plc.uk net.uk ac.uk gov.uk com.au net.au org.au edu.au id.au "
+    "co.nz net.nz org.nz co.za org.za com.br net.br org.br com.mx com.ar com.tr co.jp ne.jp or.jp "
+    "co.in net.in org.in co.il com.sg com.my com.hk com.cn com.tw co.kr com.pl com.es co.id"
+)
+TWO_LABEL_SUFFIXES = frozenset(_SUFFIXES.split())
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spent (
@@ -63,6 +58,7 @@ CREATE TABLE IF NOT EXISTS pauses (
 CREATE TABLE IF NOT EXISTS issued_sets (
     directory TEXT NOT NULL, names TEXT NOT NULL, at INTEGER NOT NULL,
     PRIMARY KEY (directory, names));
+CREATE TABLE IF NOT EXISTS reservations (id INTEGER PRIMARY KEY AUTOINCREMENT);
 CREATE TABLE IF NOT EXISTS deferred (
     user TEXT NOT NULL, vhost TEXT NOT NULL, names TEXT NOT NULL, reason TEXT NOT NULL,
     since INTEGER NOT NULL, until INTEGER NOT NULL, updated INTEGER NOT NULL,
@@ -249,8 +245,6 @@ class Budgets:
             raise
         self.conn.execute("COMMIT")
 
-    # -- reading ---------------------------------------------------------------------------
-
     def used(self, kind: str, key: str, now: float) -> int:
         since = int(now) - self.limits[kind].window
         row = self.conn.execute(
@@ -312,8 +306,6 @@ class Budgets:
             for r in rows
         ]
 
-    # -- writing ---------------------------------------------------------------------------
-
     def try_reserve(self, spends: Sequence[Spend], now: float) -> int | Denied:
         """Reserve all of `spends` or none: a reservation id, or why not. Duplicate keys in
         `spends` add up (two orders of one account in one reservation)."""
@@ -334,16 +326,10 @@ class Budgets:
         """Replace what `reservation` held by what was really spent."""
         with self._transaction():
             self.conn.execute("DELETE FROM spent WHERE reservation = ?", (reservation,))
+            self.conn.execute("DELETE FROM reservations WHERE id = ?", (reservation,))
             for s in actual:
                 if s.amount > 0:
                     self._insert(s, now, 0)
-
-    def pause(self, kind: str, key: str, until: int, detail: str = "") -> None:
-        with self._transaction():
-            self.conn.execute(
-                "INSERT OR REPLACE INTO pauses VALUES (?,?,?,?,?)",
-                (self.directory, kind, key, until, detail[:500]),
-            )
 
     def rate_limited(
         self, detail: str, until: int, *, account: str, names: Sequence[str], ip: str
@@ -358,8 +344,12 @@ class Budgets:
             CERTS_PER_DOMAIN: sorted({registered_domain(n) for n in names}),
             FAILED_VALIDATIONS: [f"{account}|{n.lower()}" for n in names],
         }[kind]
-        for key in keys:
-            self.pause(kind, key, until, detail)
+        with self._transaction():
+            for key in keys:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO pauses VALUES (?,?,?,?,?)",
+                    (self.directory, kind, key, until, detail[:500]),
+                )
         return kind
 
     def note_issued(self, names: Sequence[str], now: float) -> None:
@@ -387,12 +377,6 @@ class Budgets:
         with self._transaction():
             self.conn.execute("DELETE FROM deferred WHERE user = ? AND vhost = ?", (user, vhost))
 
-    def deferred_since(self, user: str, vhost: str) -> int:
-        row = self.conn.execute(
-            "SELECT since FROM deferred WHERE user = ? AND vhost = ?", (user, vhost)
-        ).fetchone()
-        return int(row[0]) if row else 0
-
     def prune(self, now: float) -> None:
         """Forget spends older than every window, and pauses that ended."""
         longest = max(limit.window for limit in self.limits.values())
@@ -403,9 +387,8 @@ class Budgets:
             self.conn.execute("DELETE FROM issued_sets WHERE at <= ?", (int(now) - 400 * 86400,))
 
     def _next_reservation(self) -> int:
-        # Unique among the reservations still open, which is all that settle() needs.
-        row = self.conn.execute("SELECT COALESCE(MAX(reservation), 0) + 1 FROM spent").fetchone()
-        return int(row[0])
+        cur = self.conn.execute("INSERT INTO reservations DEFAULT VALUES")
+        return int(cur.lastrowid or 0)
 
     def _insert(self, spend: Spend, now: float, reservation: int) -> None:
         self.conn.execute(
