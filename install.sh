@@ -173,7 +173,10 @@ echo "$OPT/lib" >"$TMP/code.pth"
 put "$TMP/code.pth" "$SITE/letsencrypt-cpanel.pth" 644
 
 # ---- FleetSSL's plugin, retired before ours takes its names (service, chkservd, AppConfig) ---
-if [ -d "$ROOT/opt/fleetssl-cpanel" ]; then
+# (also what a half-done removal of it left: its service, or its AutoSSL provider link)
+provider=$ROOT/var/cpanel/perl/Cpanel/SSL/Auto/Provider/FleetSSLProvider.pm
+if [ -d "$ROOT/opt/fleetssl-cpanel" ] || [ -e "$provider" ] || [ -L "$provider" ] ||
+    grep -qs fleetssl "$UNIT" "$INITSCRIPT"; then
     retire_fleetssl
 fi
 

@@ -140,3 +140,19 @@ def test_fleetssl_under_sysvinit_with_both_themes(server: Server) -> None:
     assert "letsencrypt-cpaneld" in init.read_text()
     assert not paper.is_symlink()
     assert not server.path(FS).exists()
+
+
+def test_leftovers_of_a_half_removed_fleetssl_are_cleaned(server: Server) -> None:
+    server.use_systemd()
+    lay_out_fleetssl(server)
+    fs = server.path(FS)
+    for item in fs.iterdir():
+        item.unlink()
+    fs.rmdir()  # only the unit, links and files outside /opt are left
+
+    assert server.install()[0] == "systemctl disable --now letsencrypt-cpanel.service"
+    assert not server.path("/var/cpanel/perl/Cpanel/SSL/Auto/Provider/FleetSSLProvider.pm").exists()
+    assert not server.path("/usr/local/cpanel/base/frontend/jupiter/letsencrypt").is_symlink()
+    assert server.path("/etc/chkserv.d/chkservd.conf").read_text() == (
+        "cpsrvd:1\nexim:1\nletsencrypt-cpanel:1\n"
+    )
