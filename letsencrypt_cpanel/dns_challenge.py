@@ -80,6 +80,8 @@ class CpanelDnsSolver:
     watcher: TxtWatcher
     challenge_types: tuple[str, ...] = (DNS01,)
     _zones: dict[str, str] = field(default_factory=dict, repr=False)
+    # zone -> the nameservers its own NS records name (for `served_here`).
+    _nameservers: dict[str, set[str]] = field(default_factory=dict, repr=False)
     # (domain, token) -> (zone, owner name, value) of what `present` added.
     _added: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict, repr=False)
     leftovers: list[str] = field(default_factory=list)
@@ -97,8 +99,26 @@ class CpanelDnsSolver:
                     "where the domain's DNS is hosted.",
                     kind="dns-zone",
                 )
-            self._zones[key] = found[0]
+            zone, lines = found
+            self._zones[key] = zone
+            self._nameservers[zone] = {
+                line.data[0]
+                for line in lines
+                if line.type == "record"
+                and line.record_type.upper() == "NS"
+                and _owner(line, zone) == zone
+                and line.data
+            }
         return self._zones[key]
+
+    def served_here(self, domain: str) -> bool:
+        """Whether the zone holding `domain` is on this server and is the one the world asks
+        (its delegation names this zone's nameservers). Never raises."""
+        try:
+            zone = self.zone_for(domain)
+        except ChallengeFailed:
+            return False
+        return self.watcher.delegated_here(zone, self._nameservers.get(zone, set()))
 
     def _edit(
         self, zone: str, change: Callable[[list[ZoneLine]], tuple[list[NewRecord], list[int]]]

@@ -25,6 +25,8 @@ from .errors import ChallengeFailed
 from .selfcheck import parse_resolver
 
 _FIRST_PAUSE, _MAX_PAUSE = 0.1, 2.0
+# ChallengeFailed.kind when our own wait failed (the CA was not asked; its "dns" is another).
+PROPAGATION = "dns-propagation"
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,30 @@ class TxtWatcher:
                 zone,
                 f"the nameservers of the zone {zone} cannot be found ({exc.__class__.__name__}). "
                 "Check that the domain is delegated to this server's nameservers.",
-                kind="dns",
+                kind=PROPAGATION,
             ) from exc
         if not servers:
-            raise ChallengeFailed(zone, f"the zone {zone} has no reachable nameserver", kind="dns")
+            raise ChallengeFailed(
+                zone, f"the zone {zone} has no reachable nameserver", kind=PROPAGATION
+            )
         return servers
+
+    def delegated_here(self, zone: str, local_nameservers: set[str]) -> bool:
+        """Whether the zone's public delegation names one of the nameservers the local zone
+        lists (cPanel keeps a zone for every domain, also when its DNS is hosted elsewhere).
+        With `resolvers` configured this cannot be told: True, and the wait decides."""
+        if self.resolvers:
+            return True
+        resolver = dns.resolver.Resolver()
+        resolver.lifetime = self.query_timeout
+        try:
+            public = {
+                ns.target.to_text().rstrip(".").lower()
+                for ns in resolver.resolve(zone, "NS", search=False)
+            }
+        except dns.exception.DNSException:
+            return False
+        return bool(public & {n.rstrip(".").lower() for n in local_nameservers})
 
     def txt_values(self, server: tuple[str, int], name: str) -> set[str]:
         """The TXT values one server serves for `name` (strings of a record joined, §8.4)."""
@@ -104,7 +125,7 @@ class TxtWatcher:
                     f"the TXT record {name} was not served by {', '.join(missing)} within "
                     f"{self.timeout:g} s. Check that the zone {zone} on this server is the one "
                     "the domain's nameservers serve.",
-                    kind="dns",
+                    kind=PROPAGATION,
                 )
             time.sleep(pause)
             pause = min(pause * 2, _MAX_PAUSE)

@@ -17,31 +17,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .acme_client import AcmeAccount, AcmeSession, Binder, IssuedCertificate, connect
+from .acme_client import AcmeAccount, AcmeSession, Binder, connect
 from .certificates import find_vhost, host_for, vhost_for_names
-from .challenges import DNS01, HTTP01
 from .config import KEY_TYPES, Settings
 from .cpanel.models import Vhost
 from .cpanel.uapi import UserAPI
-from .dns_challenge import CpanelDnsSolver
 from .eab import RootBinder
 from .errors import (
-    ChallengeFailed,
     CpanelAPIError,
     Error,
     InstallFailed,
     NameRefused,
-    SelfCheckFailed,
 )
 from .issue_plan import (
     AUTO,
     OrderPlan,
-    build_solver,
     choose_chain,
-    choose_profile,
     replaces_id,
     revocation_code,
-    zones_all_here,
 )
 from .keys import (
     certificate_facts,
@@ -50,6 +43,7 @@ from .keys import (
     split_fullchain,
 )
 from .names import usable_email
+from .order_attempts import obtain_certificate
 from .record_format import (
     STATE_INSTALLED,
     STATE_ISSUED,
@@ -220,46 +214,6 @@ class Issuer:
                 txn.save()
         return session
 
-    def _obtain(
-        self,
-        session: AcmeSession,
-        key: str,
-        vhost: Vhost,
-        names: list[str],
-        plan: OrderPlan,
-        replaces: str,
-    ) -> tuple[IssuedCertificate, str]:
-        """The certificate and the method that got it: the plan's first method; and dns-01
-        when http-01's self-check fails, the plan allows it, and every zone is on this server."""
-        method = plan.first_method(names)
-
-        def attempt(how: str) -> IssuedCertificate:
-            solver = build_solver(how, self.api, self.settings, vhost, names)
-            return session.obtain_certificate(
-                key,
-                names,
-                solver,
-                deadline=self.settings.order_deadline,
-                progress=self.progress,
-                replaces=replaces,
-                profile=choose_profile(self.settings.acme_profile, session.profiles),
-                alternates=True,
-            )
-
-        try:
-            return attempt(method), method
-        except ChallengeFailed as exc:
-            # Only failures seen before the CA was asked (our self-check, or the token file
-            # could not be written): a validation the CA failed is not tried again here.
-            before_ca = isinstance(exc, SelfCheckFailed) or exc.kind == "webroot"
-            if method != HTTP01 or not plan.may_fall_back or not before_ca:
-                raise
-            probe = build_solver(DNS01, self.api, self.settings, vhost, names)
-            if not isinstance(probe, CpanelDnsSolver) or not zones_all_here(probe, names):
-                raise
-            self.progress("the site does not answer http-01: validating through DNS instead")
-            return attempt(DNS01), DNS01
-
     def order(
         self,
         txn: RecordTxn,
@@ -283,7 +237,17 @@ class Issuer:
         replaces = replaces_id(previous, plan, session.offers_renewal_info)
         now = int(time.time())
         try:
-            issued, method = self._obtain(session, key, vhost, names, plan, replaces)
+            issued, method = obtain_certificate(
+                session,
+                self.api,
+                self.settings,
+                vhost,
+                names,
+                key,
+                plan,
+                replaces=replaces,
+                progress=self.progress,
+            )
         except Error as exc:
             if previous is not None and not plan.dry_run:
                 previous.last_attempt = now

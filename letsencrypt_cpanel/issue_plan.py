@@ -19,7 +19,7 @@ from .cpanel.models import Vhost
 from .cpanel.uapi import UserAPI
 from .dns_challenge import CpanelDnsSolver
 from .dns_wait import TxtWatcher
-from .errors import ChallengeFailed, ConfigError, NameRefused
+from .errors import ConfigError, NameRefused
 from .keys import certificate_facts, split_pem_certificates
 from .names import is_wildcard
 from .record_format import CertificateEntry
@@ -79,11 +79,25 @@ class OrderPlan:
         return self.challenge == AUTO
 
 
+# When dns-01 stands in for a failed http-01, how long to wait for the records to be served
+# before giving up on it: a zone cPanel keeps for a domain whose DNS is elsewhere never serves.
+FALLBACK_WAIT = 15.0
+
+
 def build_solver(
-    method: str, api: UserAPI, settings: Settings, vhost: Vhost, names: Sequence[str]
+    method: str,
+    api: UserAPI,
+    settings: Settings,
+    vhost: Vhost,
+    names: Sequence[str],
+    *,
+    fallback: bool = False,
 ) -> ChallengeSolver:
     if method == DNS01:
-        watcher = TxtWatcher(settings.resolvers, timeout=settings.dns_propagation_timeout)
+        wait = settings.dns_propagation_timeout
+        watcher = TxtWatcher(
+            settings.resolvers, timeout=min(wait, FALLBACK_WAIT) if fallback else wait
+        )
         return CpanelDnsSolver(api, watcher)
     return WebrootSolver(
         {name: Path(vhost.docroot) for name in names},
@@ -92,13 +106,9 @@ def build_solver(
 
 
 def zones_all_here(solver: CpanelDnsSolver, names: Sequence[str]) -> bool:
-    """Whether every name's zone is one of this account's zones on this server."""
-    try:
-        for name in names:
-            solver.zone_for(name)
-    except ChallengeFailed:
-        return False
-    return True
+    """Whether every name's zone is one of this account's zones on this server, and the one
+    the domain's delegation points at."""
+    return all(solver.served_here(name) for name in names)
 
 
 def chain_root_name(fullchain_pem: str) -> str:

@@ -138,7 +138,7 @@ def test_waiting_gives_up_with_the_servers_named(bed: Bed) -> None:
     watcher = TxtWatcher((bed.pebble.dns_server,), timeout=0.5)
     with pytest.raises(ChallengeFailed) as caught:
         watcher.wait_for("_acme-challenge.never.zone.test", "not-there", "zone.test")
-    assert caught.value.kind == "dns"
+    assert caught.value.kind == "dns-propagation"
     assert bed.pebble.dns_server in caught.value.detail
 
 
