@@ -4,7 +4,9 @@ A solver has `present` and `cleanup` (lego's shape) plus `check`, our own look f
 before the challenge is answered, so a broken site fails here and never spends the CA's
 failed-validation limit. `acme_client.AcmeSession.obtain_certificate` drives them.
 
-`WebrootSolver` (http-01, RFC 8555 §8.3) writes the token file into the site's document root.
+`WebrootSolver` (http-01, RFC 8555 §8.3) writes the token file into the site's document root;
+`dns_challenge.CpanelDnsSolver` (dns-01, §8.4) adds TXT records to the user's cPanel zone.
+`issue_plan.build_solver` is the one place that maps a method's name to its solver.
 It runs as the site's user, inside folders that user controls, so it never follows a symlink
 below the docroot: a planted `.well-known -> /somewhere` link is refused, not written through.
 """
