@@ -39,11 +39,11 @@ retire_fleetssl() {
         fi
     fi
     # Its service has our name: stopped and disabled, its unit or script removed.
-    if [ -f "$UNIT" ] && grep -q fleetssl "$UNIT"; then
+    if [ -f "$UNIT" ] && grep -q /opt/fleetssl-cpanel "$UNIT"; then
         run "$SYSTEMCTL" disable --now letsencrypt-cpanel.service
         rm -f "$UNIT"
     fi
-    if [ -f "$INITSCRIPT" ] && grep -q fleetssl "$INITSCRIPT"; then
+    if [ -f "$INITSCRIPT" ] && grep -q /opt/fleetssl-cpanel "$INITSCRIPT"; then
         service_do stop
         if [ -x "$CHKCONFIG" ]; then
             run "$CHKCONFIG" --del letsencrypt-cpanel
@@ -176,7 +176,7 @@ put "$TMP/code.pth" "$SITE/letsencrypt-cpanel.pth" 644
 # (also what a half-done removal of it left: its service, or its AutoSSL provider link)
 provider=$ROOT/var/cpanel/perl/Cpanel/SSL/Auto/Provider/FleetSSLProvider.pm
 if [ -d "$ROOT/opt/fleetssl-cpanel" ] || [ -e "$provider" ] || [ -L "$provider" ] ||
-    grep -qs fleetssl "$UNIT" "$INITSCRIPT"; then
+    grep -qs /opt/fleetssl-cpanel "$UNIT" "$INITSCRIPT"; then
     retire_fleetssl
 fi
 
