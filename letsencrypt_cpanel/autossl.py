@@ -23,7 +23,7 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from .apache_restarts import RestartBatch, deferred_restarts
@@ -48,6 +48,7 @@ from .budgets import (
     failed_validation_spend,
     order_spends,
 )
+from .certificates import covers
 from .config import Settings
 from .errors import Error
 from .selfcheck import SelfCheck
@@ -75,16 +76,10 @@ class VhostResult:
     not_after: int = 0
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "user": self.user,
-            "vhost": self.vhost,
-            "status": self.status,
-            "why": self.why,
-            "names": list(self.names),
-            "skipped": [{"name": n, "reason": r} for n, r in self.skipped],
-            "error": self.error,
-            "not_after": self.not_after,
-        }
+        data = asdict(self)
+        data["names"] = list(self.names)
+        data["skipped"] = [{"name": n, "reason": r} for n, r in self.skipped]
+        return data
 
 
 @dataclass
@@ -131,6 +126,33 @@ def server_addresses(settings: Settings, hostname: str) -> list[str]:
     except Error as exc:
         log.warning("the hostname %s does not resolve (%s): set server_addresses", hostname, exc)
     return found
+
+
+def _with_work(settings: Settings, root: RootSide, accounts: list[str], now: float) -> list[str]:
+    """The accounts that may have a vhost without a valid certificate, judged from WHM alone
+    (get_domain_info, fetch_ssl_vhosts), plus those with deferred work: a worker per account
+    every cycle would be the slowest part of a big server's cycle. When WHM cannot say, all."""
+    try:
+        domains = root.whm.get_domain_info()
+        installed = {(v.user, v.servername): v.certificate for v in root.whm.fetch_ssl_vhosts()}
+        with Budgets.open(settings) as budgets:
+            wanted = {d.user for d in budgets.deferred()}
+    except Error as exc:
+        log.info("AutoSSL plans every account (%s)", exc)
+        return accounts
+    cutoff = now + settings.autossl_foreign_cutoff_days * 86400
+    for d in domains:
+        if d.type == "parked":
+            continue
+        cert = installed.get((d.user, d.parent if d.type == "addon" and d.parent else d.domain))
+        if (
+            cert is None
+            or cert.is_self_signed
+            or cert.not_after < cutoff
+            or not covers(cert.names, d.domain)
+        ):
+            wanted.add(d.user)
+    return [a for a in accounts if a in wanted]
 
 
 def _in_parallel(
@@ -280,6 +302,8 @@ def run_once(
         for a in root.whm.listaccts()
         if a.user != "root" and not a.suspended and (wanted is None or a.user in wanted)
     ]
+    if users is None:
+        accounts = _with_work(settings, root, accounts, now)
     addresses = server_addresses(settings, root.whm.gethostname())
     ip = budget_ip(settings)
     plans = _in_parallel(
@@ -327,14 +351,10 @@ def _settle_all(
 # -- the report the WHM page and le-cp read -----------------------------------------------------
 
 
-def report_path(settings: Settings) -> Any:
-    return settings.state_dir / REPORT_FILE
-
-
 def load_report(settings: Settings) -> dict[str, Any]:
     """{"at": epoch, "users": {user: {"at": epoch, "vhosts": [VhostResult.summary(), ...]}}}."""
     try:
-        data = json.loads(report_path(settings).read_text(encoding="utf-8"))
+        data = json.loads((settings.state_dir / REPORT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {"at": 0, "users": {}}
     return data if isinstance(data, dict) else {"at": 0, "users": {}}
@@ -357,7 +377,7 @@ def save_report(
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1, sort_keys=True)
-        os.replace(tmp, report_path(settings))
+        os.replace(tmp, (settings.state_dir / REPORT_FILE))
     except BaseException:
         os.unlink(tmp)
         raise
