@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from cpanel_sandbox import accounts, liveapi
 from tests.fixtures.plugin_pages import LAUNCHER, REPO, new_user
 from tests.fixtures.sandbox import RunningSandbox
@@ -67,12 +69,22 @@ def _run_page(sandbox: RunningSandbox, user: str, query: str) -> tuple[str, list
     return proc.stdout, modules
 
 
-def test_home_loads_no_acme_requests_or_key_generation(cpanel_page: RunningSandbox) -> None:
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("", "Your websites"),
+        ("action=issue&vhost={domain}", "Key type"),
+        ("action=settings", "E-mail me"),
+    ],
+)
+def test_home_loads_no_acme_requests_or_key_generation(
+    cpanel_page: RunningSandbox, query: str, words: str
+) -> None:
     user, domain = new_user(cpanel_page, "light")
-    out, modules = _run_page(cpanel_page, user, "")
+    out, modules = _run_page(cpanel_page, user, query.format(domain=domain))
     assert out.startswith("Status: 200 OK"), out[:500]
-    assert domain in out and "Your websites" in out
-    assert modules == [], f"Home imported {modules}"
+    assert words in out
+    assert modules == [], f"the page imported {modules}"
 
 
 def test_the_runner_would_see_heavy_modules(cpanel_page: RunningSandbox) -> None:
