@@ -27,7 +27,7 @@ from .budgets import Attempt, Budgets, account_spend, budget_ip, order_spends
 from .certificates import covers, renewal_due
 from .challenges import WebrootSolver
 from .config import Settings, load_secrets
-from .cpanel.models import ServiceCert
+from .cpanel.models import ServiceCert, Vhost
 from .cpanel.whm import WhmAPI
 from .errors import ChallengeFailed, Error, RateLimited, SelfCheckFailed
 from .keys import certificate_facts, generate_private_key
@@ -156,11 +156,27 @@ def _saved_usable(
     )
 
 
+def _precheck(settings: Settings, names: list[str]) -> None:
+    """AutoSSL's pre-check for the service names: each must resolve to this server and serve a
+    test file from the docroot, or nothing is ordered (the CA's failed validations are spared).
+    Raises SelfCheckFailed naming every failing name."""
+    from .autossl import server_addresses  # AutoSSL's view of "this server"
+    from .autossl_plan import precheck
+
+    docroot = settings.path(settings.hostcert_docroot)
+    docroot.mkdir(parents=True, exist_ok=True, mode=0o755)
+    vhost = Vhost(names[0], names[0], "main", str(docroot), tuple(names))
+    _passed, failed = precheck(vhost, names, settings, server_addresses(settings, names[0]))
+    if failed:
+        raise SelfCheckFailed(failed[0][0], "; ".join(f"{n}: {why}" for n, why in failed))
+
+
 def _order(
     settings: Settings, state: ServiceCertState, names: list[str], budgets: Budgets, now: float
 ) -> SavedCertificate:
     """Reserve budget, order, save the certificate in root's record, settle the budget.
     Raises BudgetDeferred (nothing was sent to the CA) or the order's Error."""
+    _precheck(settings, names)
     directory = settings.acme_directory
     known = state.accounts.get(directory)
     ip = budget_ip(settings)
@@ -243,6 +259,21 @@ def _install_everywhere(
     return done, errors
 
 
+def _pin_follows(whm: WhmAPI, tries: int = 10, pause: float = 2.0) -> bool:
+    """Whether root's pinned WHM client still gets answers now that cpsrvd presents the new
+    certificate (the client re-reads cpanel.pem on the mismatch). cPanel restarts cpsrvd after
+    the install, so a refused connection is waited out for a while."""
+    for attempt in range(tries):
+        try:
+            whm.gethostname()
+            return True
+        except Error as exc:
+            log.info("WHM after the service certificate install: %s", exc)
+            if attempt + 1 < tries:
+                time.sleep(pause)
+    return False
+
+
 def run_once(
     settings: Settings, whm: WhmAPI, now: float, *, force: bool = False, mail: bool = True
 ) -> HostcertOutcome:
@@ -277,9 +308,9 @@ def run_once(
         outcome.not_after = saved.not_after
         outcome.installed_on, errors = _install_everywhere(whm, needing, saved)
         if "cpanel" in outcome.installed_on:
-            # One more call over the pinned client: it re-reads cpanel.pem on the mismatch.
-            whm.gethostname()
-        outcome.pin_followed = True
+            outcome.pin_followed = _pin_follows(whm)
+            if not outcome.pin_followed:
+                errors.append("installed, but WHM did not answer over the new certificate")
         if errors:
             raise Error("Not installed on " + "; ".join(errors))
         state.failures, state.last_error = 0, ""

@@ -11,6 +11,7 @@ from cryptography import x509
 
 from cpanel_sandbox import standins
 from letsencrypt_cpanel import service_certs
+from letsencrypt_cpanel.budgets import NEW_ORDERS, Budgets
 from letsencrypt_cpanel.service_cert_state import load_state
 from tests.automation.conftest import Bed
 
@@ -132,6 +133,8 @@ def test_a_failure_is_mailed_and_recorded(short_bed: Bed) -> None:
     assert "10.0.0.1" in proc.stderr
     state = load_state(bed.settings())
     assert state.last_result == "failed" and state.failures == 1
+    with Budgets.open(bed.settings()) as budgets:  # the pre-check stopped it: nothing ordered
+        assert budgets.used(NEW_ORDERS, service_certs.ROOT_ACCOUNT, time.time()) == 0
     mails = bed.mailbox.to("admin@mail.test")
     assert len(mails) == 1 and "failed" in mails[0]["Subject"]
     assert {s["certificate_info"]["is_self_signed"] for s in services(bed).values()} != {0}
