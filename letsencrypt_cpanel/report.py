@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from .config import Settings
 from .cpanel.models import Account, CertificateFacts, DomainInfo, SslVhost
 from .errors import CpanelAPIError
 from .state import StateDB, UserState, VhostState
@@ -33,6 +34,7 @@ RESULT_LABELS = {
     "failed": "Failed",
     "replaced": "Replaced by another certificate",
     "names_gone": "Names no longer on the account",
+    "unchecked": "Not yet checked by the daemon",
 }
 
 
@@ -155,6 +157,45 @@ def _certificate_row(
     )
 
 
+def _unchecked(
+    accounts: dict[str, Account],
+    ssl_vhosts: list[SslVhost],
+    states: list[VhostState],
+    issuers: set[str],
+) -> list[CertificateRow]:
+    """Certificates from the plugin's CA on vhosts the daemon has no row for yet (issued from
+    the cPanel page or `le-cp` since its last sweep): the same rule the daemon uses to find
+    them (renewal.plan_work), shown as not yet checked."""
+    known = {(s.user, s.vhost) for s in states}
+    out: list[CertificateRow] = []
+    for sv in ssl_vhosts:
+        cert = sv.certificate
+        if sv.user not in accounts or cert is None or cert.is_self_signed:
+            continue
+        if cert.issuer_cn not in issuers or any((sv.user, d) in known for d in sv.domains):
+            continue
+        if (sv.user, sv.servername) in known:
+            continue
+        out.append(
+            CertificateRow(
+                user=sv.user,
+                owner=accounts[sv.user].owner,
+                vhost=sv.domains[0] if sv.domains else sv.servername,
+                names=cert.names,
+                issuer=cert.issuer_cn,
+                not_after=cert.not_after,
+                key_type=cert.key_type,
+                status="unchecked",
+                installed=True,
+                last_attempt=0,
+                last_error="",
+                failures=0,
+                next_attempt=0,
+            )
+        )
+    return out
+
+
 def _vhost_groups(domains: list[DomainInfo]) -> dict[tuple[str, str], list[DomainInfo]]:
     """(user, servername) -> its domains. An addon or parked domain lives on its parent's vhost
     (cpanel-api.md §4 /etc/userdatadomains)."""
@@ -251,6 +292,7 @@ def build_report(
         for s in states
         if s.user in accounts  # an account removed since: its rows go at the next cycle
     ]
+    rows += _unchecked(accounts, ssl_vhosts, states, db.issuers())
     report = ServerReport(
         generated=int(when),
         certificates=tuple(rows),
@@ -293,7 +335,7 @@ SORT_KEYS: dict[str, Callable[[CertificateRow], Any]] = {
 STATUS_FILTERS: dict[str, Callable[[CertificateRow], bool]] = {
     "": lambda r: True,
     "failed": lambda r: r.failed,
-    "ok": lambda r: not r.failed and r.status in OK_ACTIONS,
+    "ok": lambda r: not r.failed and r.status in OK_ACTIONS | {"unchecked"},
     "not_installed": lambda r: not r.installed,
 }
 
@@ -323,3 +365,27 @@ def select_rows(
         and (not needle or needle in " ".join([r.user, r.vhost, *r.names]).lower())
     ]
     return sorted(found, key=SORT_KEYS.get(sort, SORT_KEYS["expiry"]), reverse=descending)
+
+
+def autossl_reasons(settings: Settings) -> dict[tuple[str, str], str]:
+    """(user, name) -> what the last AutoSSL run said about a name it did not secure (its
+    report came from workers: text to show, nothing more). Loads autossl.py (and with it the
+    issuance code) only when called."""
+    from .autossl import SECURED, load_report
+
+    out: dict[tuple[str, str], str] = {}
+    for user, entry in load_report(settings).get("users", {}).items():
+        if not isinstance(entry, dict):
+            continue
+        for row in entry.get("vhosts", []):
+            if not isinstance(row, dict):
+                continue
+            for item in row.get("skipped", []):
+                if isinstance(item, dict):
+                    reason = f"AutoSSL left it off: {item.get('reason')}"
+                    out[(user, str(item.get("name")))] = reason
+            if row.get("status") != SECURED:
+                text = str(row.get("error") or row.get("why") or row.get("status"))
+                for name in [row.get("vhost"), *row.get("names", [])]:
+                    out.setdefault((user, str(name)), f"AutoSSL {row.get('status')}: {text}")
+    return out

@@ -18,12 +18,14 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from ..config import load_secrets
     from ..cpanel.https import build_whm_api
     from ..cpanel.tls import load_pinned_tls
-    from ..report import build_report, expiry_weeks, select_rows
+    from ..report import autossl_reasons, build_report, expiry_weeks, select_rows
     from ..state import StateDB
 
     whm = build_whm_api(settings, load_secrets(settings), load_pinned_tls(settings))
     with StateDB.open(settings) as db:
-        report = build_report(whm, db, users=[args.user] if args.user else None)
+        report = build_report(
+            whm, db, users=[args.user] if args.user else None, reasons=autossl_reasons(settings)
+        )
     rows = select_rows(report.certificates, text=args.search, status=args.status, sort=args.sort)
     if args.json:
         data = report.summary()

@@ -142,30 +142,6 @@ def service_statuses(settings: Settings, whm: Any) -> list[dict[str, Any]]:
         return [{"service": "-", "problem": str(exc), "names": [], "issuer": "", "not_after": 0}]
 
 
-def autossl_reasons(settings: Settings) -> dict[tuple[str, str], str]:
-    """(user, name) -> what the last AutoSSL run said about that name, when it did not secure
-    it (the report came from workers: text to show, nothing more)."""
-    from ..autossl import SECURED, load_report
-
-    out: dict[tuple[str, str], str] = {}
-    for user, entry in load_report(settings).get("users", {}).items():
-        if not isinstance(entry, dict):
-            continue
-        for row in entry.get("vhosts", []):
-            if not isinstance(row, dict):
-                continue
-            for item in row.get("skipped", []):
-                if isinstance(item, dict):
-                    out[(user, str(item.get("name")))] = (
-                        f"AutoSSL left it off: {item.get('reason')}"
-                    )
-            if row.get("status") != SECURED:
-                text = str(row.get("error") or row.get("why") or row.get("status"))
-                for name in [row.get("vhost"), *row.get("names", [])]:
-                    out.setdefault((user, str(name)), f"AutoSSL {row.get('status')}: {text}")
-    return out
-
-
 def exclude_from_cpanel_autossl(whm: Any, rows: Iterable[CertificateRow]) -> Outcome:
     """Tell cPanel's AutoSSL to leave the names of the plugin's certificates alone, per user
     (WHM add_autossl_user_excluded_domains; `whm` is a WhmAPI)."""

@@ -16,7 +16,14 @@ from urllib.parse import urlencode
 
 from ..config import KEY_TYPES, Settings
 from ..errors import Error
-from ..report import SORT_KEYS, ServerReport, build_report, expiry_weeks, select_rows
+from ..report import (
+    SORT_KEYS,
+    ServerReport,
+    autossl_reasons,
+    build_report,
+    expiry_weeks,
+    select_rows,
+)
 from ..state import StateDB
 from . import whm_actions, whm_options
 from .error_advice import PageError
@@ -86,7 +93,7 @@ class WhmContext:
 
 
 def _report(ctx: WhmContext) -> ServerReport:
-    reasons = whm_actions.autossl_reasons(ctx.settings)
+    reasons = autossl_reasons(ctx.settings)
     with StateDB.open(ctx.settings) as db:
         return build_report(ctx.whm, db, users=ctx.visible_users(), reasons=reasons)
 

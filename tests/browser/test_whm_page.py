@@ -73,7 +73,9 @@ def test_whm_page_in_chromium(
     page.goto(f"https://127.0.0.1:{sandbox.whm_port}{token.group(0)}{PAGE_PATH}")
     page.wait_for_selector("#expiry-chart")
     assert page.locator("#expiry-chart g.week").count() == 13
-    assert page.locator('#expiry-chart g.week[data-week="0"]').get_attribute("data-failed") == "1"
+    # The session's sandbox may hold other tests' accounts too: at least ours are counted.
+    week0 = page.locator('#expiry-chart g.week[data-week="0"]')
+    assert int(week0.get_attribute("data-failed") or 0) >= 1
     assert page.locator("#certificates tbody tr").count() >= 7
     assert page.locator("#uncovered").is_visible()
     assert "AutoSSL" in page.inner_text("#cpanel-autossl")
@@ -81,6 +83,7 @@ def test_whm_page_in_chromium(
     page.screenshot(path=str(ARTIFACTS / "whm-home.png"), full_page=True)
 
     # Filter and sort: a plain GET form and plain links.
+    page.fill('#filters input[name="q"]', "whmchart")
     page.select_option('select[name="status"]', "failed")
     page.click('#filters button[type="submit"]')
     page.wait_for_selector("#certificates")

@@ -383,3 +383,20 @@ def test_turning_on_the_coexistence_option_excludes_at_once(call: Any, whm: Fake
     assert reply.json()["data"]["changed"] == ["cpanel_autossl_exclude_managed"]
     assert reply.json()["data"]["cpanel_autossl_excluded"]["ok"] is True
     assert set(whm.excluded) == {"alice", "bob"}
+
+
+def test_certificates_from_our_ca_not_yet_in_state_are_listed(
+    call: Any, root: Path, whm: FakeWhm
+) -> None:
+    whm.accounts.append(_account("dave", "root"))
+    cert = _cert(("dave.test",), NOW + 80 * DAY)
+    whm.vhosts.append(SslVhost("dave.test", "dave", ("dave.test",), "/d", "main", cert))
+    rows = call("root", json_api=True).json()["data"]["certificates"]
+    assert "dave" not in {r["user"] for r in rows}  # R11 not yet seen on a plugin certificate
+    with StateDB.open(Settings(root=root)) as db, db.transaction():
+        db.add_issuer("R11", NOW)
+    rows = call("root", json_api=True).json()["data"]["certificates"]
+    dave = next(r for r in rows if r["user"] == "dave")
+    assert dave["status"] == "unchecked" and dave["installed"] and not dave["failed"]
+    assert dave["result"] == "Not yet checked by the daemon" and dave["key_type"] == "ecdsa:p-256"
+    assert sum(r["user"] == "alice" for r in rows) == 1  # known to the daemon: listed once
