@@ -40,7 +40,7 @@ def test_kill_9_at_random_moments_loses_nothing(bed: Bed) -> None:
     killed_mid_cycle = 0
     for _ in range(KILLS):
         proc = bed.popen("--once")
-        time.sleep(rng.uniform(0.05, 1.5))
+        time.sleep(rng.uniform(0.05, 1.2))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             killed_mid_cycle += 1
