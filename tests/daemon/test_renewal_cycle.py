@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -60,11 +62,36 @@ def test_once_renews_every_due_certificate_and_mails_the_owners(bed: Bed) -> Non
     }
 
 
-def test_success_mail_off_server_wide(bed: Bed) -> None:
-    bed.sandbox.add_user("quiet", "quiet.test", email="quiet@mail.test")
+def test_success_mail_off_by_the_user_or_server_wide_and_the_hook_runs(bed: Bed) -> None:
+    sb = bed.sandbox
+    sb.add_user("quiet", "quiet.test", email="quiet@mail.test")
+    sb.add_user("loud", "loud.test", email="loud@mail.test")
     bed.issue("quiet", "quiet.test")
+    bed.issue("loud", "loud.test")
+    # The user's own switch lives in their record, which only their worker reads.
+    path = bed.home("quiet") / ".cpanel/nvdata/letsencrypt-cpanel"
+    record = json.loads(path.read_text())
+    record["disable_mail"] = True
+    path.write_text(json.dumps(record))
+    seen = bed.root / "hook-saw.json"
+    hook = bed.root / "post-renewal-hook"
+    hook.write_text(f"#!/bin/sh\ncat > {seen}\n")
+    hook.chmod(0o700)
+    bed.set("post_renewal_hook", str(hook))
     bed.set("renewal_days", "30")
-    bed.set("send_success_mail", "false")
+
     out = bed.once()
-    assert "1 renewed" in out
-    assert bed.mailbox.messages == []
+    assert "2 renewed" in out, out
+    assert [rcpts for rcpts, _ in bed.mailbox.messages] == [["loud@mail.test"]]
+    summary = json.loads(seen.read_text())
+    assert summary["event"] == "renewed"
+    assert sorted(r["user"] for r in summary["renewed"]) == ["loud", "quiet"]
+    assert "PRIVATE KEY" not in seen.read_text()
+
+    bed.set("send_success_mail", "false")
+    hook.chmod(0o722)  # writable by others now: refused, not run
+    seen.unlink()
+    out = bed.once()
+    assert "2 renewed" in out
+    assert len(bed.mailbox.messages) == 1
+    assert not seen.exists() and "writable by group or others" in out
