@@ -101,8 +101,9 @@ class Settings:
     hook_timeout: float = 60.0
     # -- server-wide automation (service_certs.py, autossl.py, budgets.py) --
     # The service (hostname) certificate: WHM's hostname plus these names, by http-01 from
-    # this docroot (Apache's default vhost; root's, not a user's).
-    hostcert_enabled: bool = True
+    # this docroot (Apache's default vhost; root's, not a user's). Off on a fresh install, as
+    # FleetSSL's `hostcert`: replacing cpsrvd's certificate is the admin's call.
+    hostcert_enabled: bool = False
     hostcert_extra_names: tuple[str, ...] = ()
     hostcert_docroot: str = "/usr/local/apache/htdocs"
     # Where admin mail goes ("" = root@ the server's hostname).

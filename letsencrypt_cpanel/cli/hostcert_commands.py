@@ -74,6 +74,13 @@ def _change_names(settings: Settings, name: str, add: bool) -> int:
     return 0
 
 
+def cmd_enable(settings: Settings, args: argparse.Namespace) -> int:
+    on = args.action == "enable"
+    set_value(settings, "hostcert_enabled", "true" if on else "false")
+    print(f"service certificate {'enabled: the daemon issues and renews it' if on else 'disabled'}")
+    return 0
+
+
 def cmd_add(settings: Settings, args: argparse.Namespace) -> int:
     return _change_names(settings, args.name, add=True)
 
@@ -91,6 +98,9 @@ def register(top: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("issue", help="issue (or renew) and install it on every service now")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_issue)
+    for action in ("enable", "disable"):
+        p = sub.add_parser(action, help=f"{action} the daemon's issuing and renewing it")
+        p.set_defaults(func=cmd_enable)
     p = sub.add_parser("add", help="add an extra name to the service certificate")
     p.add_argument("name")
     p.set_defaults(func=cmd_add)

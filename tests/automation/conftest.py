@@ -55,6 +55,7 @@ def make_bed(tmp: Path, *, validity: int | None = None) -> Iterator[Bed]:
             "admin_email": "admin@mail.test",
             "server_addresses": "127.0.0.1",
             "parallel_workers": "8",
+            "hostcert_enabled": "true",
         }.items():
             lecp.ok("config", "set", key, value)
         yield Bed(sandbox, pebble, lecp, mailbox)
