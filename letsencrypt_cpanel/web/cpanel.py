@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import os
 import pwd
+import sys
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,9 @@ def create_app(
             finally:
                 _close(api)
         except (PageError, BadRequest, Error) as exc:
+            response = _failure(folder, nonce, wants_json, exc)
+        except Exception as exc:  # the edge: a bug still answers a page, the trace goes to the log
+            traceback.print_exc(file=environ.get("wsgi.errors") or sys.stderr)
             response = _failure(folder, nonce, wants_json, exc)
         return response.wsgi(start_response)
 

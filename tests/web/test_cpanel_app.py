@@ -267,3 +267,14 @@ def test_progress_of_a_request_that_died_is_not_running(page: Page, tmp_path: Pa
     assert progress.read("example.com")["running"] is False
     progress.step("done")
     assert progress.read("example.com")["running"] is False
+
+
+def test_a_bug_still_answers_a_page_without_a_trace(page: Page) -> None:
+    page.app = create_app(
+        Settings(root=page.home.parent),
+        lambda env: UserAPI(ScriptedTransport({"Features::has_feature": ok(None)})),
+        home_finder=lambda settings, env: page.home,
+    )
+    status, _h, body = page.call("GET")  # domains_data is not scripted: a KeyError inside
+    assert status == 500 and "tell your host" in body
+    assert "Traceback" not in body and "KeyError" not in body
