@@ -297,13 +297,12 @@ def run_once(
         return result
     root = root or RootSide.build(settings)
     wanted = None if users is None else set(users)
-    accounts = [
+    listed = [
         a.user
         for a in root.whm.listaccts()
         if a.user != "root" and not a.suspended and (wanted is None or a.user in wanted)
     ]
-    if users is None:
-        accounts = _with_work(settings, root, accounts, now)
+    accounts = listed if users is not None else _with_work(settings, root, listed, now)
     addresses = server_addresses(settings, root.whm.gethostname())
     ip = budget_ip(settings)
     plans = _in_parallel(
@@ -326,7 +325,7 @@ def run_once(
         else:
             reports = _in_parallel(settings, jobs, parse_issue, result.worker_failures)
             _settle_all(budgets, granted, reports, ip, now, result, batch)
-    save_report(settings, result, now, users=accounts)
+    save_report(settings, result, now, users=listed, everyone=users is None)
     log.info("%s", result.describe())
     return result
 
@@ -361,15 +360,17 @@ def load_report(settings: Settings) -> dict[str, Any]:
 
 
 def save_report(
-    settings: Settings, result: AutoSSLResult, now: float, *, users: Sequence[str]
+    settings: Settings, result: AutoSSLResult, now: float, *, users: Sequence[str], everyone: bool
 ) -> None:
-    """Merge this run into the report: the users it covered are replaced, others kept."""
+    """Merge this run into the report: the `users` it covered are replaced (a user with nothing
+    left to report gets no rows), others kept; `everyone`: a full run, accounts gone are dropped."""
     data = load_report(settings)
-    known = data.setdefault("users", {})
+    known = {} if everyone else data.get("users", {})
     for user in users:
         rows = [v.summary() for v in result.vhosts if v.user == user]
         error = result.worker_failures.get(user, "")
         known[user] = {"at": int(now), "vhosts": rows, "worker_error": error}
+    data["users"] = known
     data["at"] = int(now)
     folder = settings.state_dir
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -144,6 +144,9 @@ def test_next_run_secures_the_deferred_and_every_good_vhost(populated: Bed) -> N
     again = autossl.run_once(bed.settings(), time.time())
     assert {v.vhost for v in again.vhosts} == broken
     assert again.accounts_created == 0
+    # The report keeps what is still wrong, nothing stale: secured accounts have no rows.
+    report = autossl.load_report(bed.settings())["users"]
+    assert report["as0010"]["vhosts"] == [] and report["as0002"]["vhosts"]
 
 
 def test_le_cp_run_for_one_user(populated: Bed) -> None:
