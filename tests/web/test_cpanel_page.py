@@ -99,6 +99,7 @@ def test_issue_view_reinstall_remove_in_html(cpanel_page: RunningSandbox) -> Non
         == 200
     )
     assert client.rows()[domain]["status"] == "not_secured"
+    assert "The plugin has one saved: Reinstall puts it back." in client.html()
     reply = client.post({"action": "reinstall", "vhost": domain})
     assert reply.status == 303, reply.body[:800]
     assert "installed again" in client.html()
