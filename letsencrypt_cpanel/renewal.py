@@ -4,8 +4,8 @@ Root decides without opening a user's file (ARCHITECTURE.md, "Who runs what, and
 its own state (state.py: what workers reported before, failures and their backoff) and from WHM
 (`listaccts`: who exists and is suspended; `fetch_ssl_vhosts`: which certificates are installed,
 by whom issued, until when). Every account gets a worker at the weekly full sweep, and on the
-first cycle. The work itself, as the user, is `user_renewal.renew_user`; its summary comes back
-through `impersonate` and is read here as untrusted input (`parse_report`).
+first cycle. The work itself, as the user, is `renewal_worker.renewal_job`; its summary comes
+back through `impersonate` and is read as untrusted input (`renewal_worker.parse_report`).
 
 Several users run at once (threads, each forking its own worker with a hard timeout); the state,
 mail and hook are handled in the calling thread only, one finished user at a time, so a `kill -9`
@@ -24,16 +24,19 @@ from dataclasses import dataclass, field
 from .certificates import renewal_due
 from .config import Settings, load_secrets
 from .cpanel.models import Account, SslVhost
-from .errors import Error, WorkerError
+from .errors import Error
 from .hooks import run_hook
 from .impersonate import JSONValue
-from .keys import certificate_facts
 from .mail_transport import MailError, MailTransport, build_transport
 from .names import usable_email
 from .notify import MailItem, TemplateError, compose, default_sender, plan_mails
-from .state import DAY, StateDB, UserReport, VhostReport
-from .user_jobs import JobContext, RootSide
-from .user_renewal import NAMES_GONE, REPLACED, renew_user
+
+# parse_report is re-exported: the WHM page's "renew now" reads worker summaries with it.
+from .renewal_worker import parse_report as parse_report
+from .renewal_worker import renewal_job
+from .state import DAY, StateDB, UserReport
+from .user_jobs import RootSide
+from .user_renewal import NAMES_GONE, REPLACED
 
 log = logging.getLogger(__name__)
 
@@ -62,50 +65,6 @@ class CycleResult:
     stopped_early: bool = False
     # When the earliest backoff ends (0 = none): the daemon wakes then, not only every 12 h.
     next_retry: int = 0
-
-
-# -- as the user ---------------------------------------------------------------------------------
-
-
-def _issuer_of(cert_pem: str) -> str:
-    try:
-        return certificate_facts(cert_pem).issuer_common_name if cert_pem else ""
-    except (ValueError, TypeError):
-        return ""
-
-
-def renewal_job(skip: frozenset[str], now: float) -> Callable[[JobContext], JSONValue]:
-    """The job a worker runs as the user: renew what is due (except `skip`), then report each
-    certificate with the facts root keeps (no key, no PEM) and the user's `disable_mail`."""
-
-    def job(ctx: JobContext) -> JSONValue:
-        def renew(only: str | None) -> list[JSONValue]:
-            outcomes = renew_user(
-                ctx.api,
-                ctx.store,
-                ctx.settings,
-                contact_email=ctx.account.email or None,
-                only_vhost=only,
-                now=now,
-            )
-            return [o.summary() for o in outcomes]
-
-        if skip:
-            rows: list[JSONValue] = []
-            for key in sorted(ctx.store.load().certificates):
-                if key not in skip:
-                    rows.extend(renew(key))
-        else:
-            rows = renew(None)
-        record = ctx.store.load()
-        for row in rows:
-            assert isinstance(row, dict)
-            entry = record.certificates.get(str(row.get("vhost")))
-            row["not_before"] = entry.not_before if entry else 0
-            row["issuer"] = _issuer_of(entry.cert_pem) if entry else ""
-        return {"disable_mail": record.disable_mail, "outcomes": rows}
-
-    return job
 
 
 # -- who has work --------------------------------------------------------------------------------
@@ -173,56 +132,6 @@ def plan_work(
         if reasons:
             work.append(UserWork(account.user, tuple(dict.fromkeys(reasons)), frozenset(skip)))
     return work, suspended
-
-
-# -- untrusted summary -------------------------------------------------------------------------
-
-
-_ACTIONS = frozenset({"renewed", "reinstalled", "not_due", REPLACED, NAMES_GONE, "failed"})
-
-
-def _text(value: JSONValue, limit: int) -> str:
-    if not isinstance(value, str) or len(value) > limit:
-        raise WorkerError("The worker's summary holds a malformed field.")
-    return value
-
-
-def _number(value: JSONValue) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**40:
-        raise WorkerError("The worker's summary holds a malformed number.")
-    return value
-
-
-def parse_report(value: JSONValue) -> UserReport:
-    """A worker's summary, checked field by field. Raises WorkerError."""
-    if not isinstance(value, dict) or not isinstance(value.get("disable_mail"), bool):
-        raise WorkerError("The worker sent back a summary without the expected fields.")
-    outcomes = value.get("outcomes")
-    if not isinstance(outcomes, list) or len(outcomes) > 2000:
-        raise WorkerError("The worker sent back a summary without a list of outcomes.")
-    reports: list[VhostReport] = []
-    for item in outcomes:
-        if not isinstance(item, dict):
-            raise WorkerError("The worker's summary holds a malformed outcome.")
-        names = item.get("names")
-        if not isinstance(names, list) or len(names) > 200:
-            raise WorkerError("The worker's summary holds a malformed list of names.")
-        action = _text(item.get("action"), 20)
-        vhost = _text(item.get("vhost"), 255)
-        if action not in _ACTIONS or not vhost:
-            raise WorkerError("The worker's summary holds an unknown action.")
-        reports.append(
-            VhostReport(
-                vhost=vhost,
-                action=action,
-                names=tuple(_text(n, 255) for n in names),
-                not_before=_number(item.get("not_before")),
-                not_after=_number(item.get("not_after")),
-                issuer=_text(item.get("issuer"), 255),
-                error=_text(item.get("error"), 4000),
-            )
-        )
-    return UserReport(disable_mail=bool(value["disable_mail"]), outcomes=reports)
 
 
 # -- the cycle -----------------------------------------------------------------------------------

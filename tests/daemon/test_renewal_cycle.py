@@ -41,6 +41,13 @@ def test_once_renews_every_due_certificate_and_mails_the_owners(bed: Bed) -> Non
         assert after.serial_number != before[name].serial_number, name
         assert spki(after) == spki(before[name]), name
 
+    # The certificates they replace were pruned from the users' SSL storage; the keys stay.
+    for user, count in (("alice", 2), ("bob", 1)):
+        stored = sb.uapi(sb.login(user), "SSL", "list_certs", {}).json()["data"]
+        assert len(stored) == count, stored
+        keys = sb.uapi(sb.login(user), "SSL", "list_keys", {}).json()["data"]
+        assert len(keys) == count, keys
+
     alice = bed.mailbox.to("alice@mail.test")
     assert len(alice) == 1
     text = alice[0].get_content()
