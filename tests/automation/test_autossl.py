@@ -64,7 +64,11 @@ def names_of(cert: x509.Certificate) -> set[str]:
 
 
 def from_pebble(bed: Bed, name: str) -> bool:
-    return "Pebble" in bed.sandbox.fetch_site_cert(name).issuer.rfc4514_string()
+    """The site serves a Pebble certificate for `name` (not cpsrvd's fallback one)."""
+    cert = bed.sandbox.fetch_site_cert(name)
+    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = ext.get_values_for_type(x509.DNSName)
+    return "Pebble" in cert.issuer.rfc4514_string() and name in names
 
 
 def by_vhost(result: autossl.AutoSSLResult) -> dict[str, autossl.VhostResult]:
