@@ -400,3 +400,24 @@ def test_certificates_from_our_ca_not_yet_in_state_are_listed(
     assert dave["status"] == "unchecked" and dave["installed"] and not dave["failed"]
     assert dave["result"] == "Not yet checked by the daemon" and dave["key_type"] == "ecdsa:p-256"
     assert sum(r["user"] == "alice" for r in rows) == 1  # known to the daemon: listed once
+
+
+def test_work_deferred_by_budgets_is_shown_to_whoever_may_see_the_account(
+    call: Any, root: Path
+) -> None:
+    from letsencrypt_cpanel.budgets import Budgets, Denied
+
+    with Budgets.open(Settings(root=root)) as budgets:
+        budgets.defer(
+            "bob", "shop.test", ["shop.test"], Denied("new_orders", "acct", NOW + 60), NOW
+        )
+        budgets.defer("alice", "alice.test", ["alice.test"], Denied("duplicates", "x", NOW), NOW)
+    rows = call("root", json_api=True).json()["data"]["deferred"]
+    assert [(d["user"], d["vhost"]) for d in rows] == [
+        ("alice", "alice.test"),
+        ("bob", "shop.test"),
+    ]
+    assert "rate limit new_orders" in rows[1]["reason"]
+    assert 'id="deferred"' in call("root").text
+    limited = call("limited", json_api=True).json()["data"]["deferred"]
+    assert [d["user"] for d in limited] == ["bob"]
