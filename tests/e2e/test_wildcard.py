@@ -81,8 +81,8 @@ def test_a_name_whose_zone_is_elsewhere_uses_http01(bed: Bed) -> None:
     # dns-01 (asked, or needed by a wildcard) cannot work there, and says why. (A name not
     # validated before: Pebble may reuse a valid authorization, RFC 8555 §7.1.4.)
     for names in (
-        ["--challenge", "dns-01", "home.test", "away.test"],
-        ["home.test", "*.away.test"],
+        ["--challenge", "dns-01", "home.test", "far.test"],
+        ["home.test", "*.far.test"],
     ):
         proc = bed.lecp.run("ssl", "issue", "--user", user, *names)
         assert proc.returncode == 1
