@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 FLAG_PATH = "/var/cpanel/mgmt_queue/apache_update_no_restart"
 RESTART_SCRIPT = "/usr/local/cpanel/scripts/restartsrv_httpd"
 HOLDERS_DIR = "no-restart-holders"
+STALE_AFTER = 6 * 3600
 _TOKEN_PREFIX = "letsencrypt-cpanel:"  # noqa: S105 - a marker, not a secret
 
 
@@ -66,14 +68,20 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def _live_holders(folder: Path) -> list[Path]:
-    """Holder files of processes still alive; the others (crashed holders) are removed."""
+    """Holder files of processes still alive; the others (crashed holders) are removed. A holder
+    older than STALE_AFTER counts as dead whatever its pid says (the pid may have been reused):
+    a flag that never goes away would stop cPanel restarting Apache for everyone's installs."""
     live = []
     for path in folder.iterdir():
         name = path.name
         if name.startswith("."):
             continue
         pid_text = name.split("-", 1)[0]
-        if pid_text.isdigit() and _alive(int(pid_text)):
+        try:
+            fresh = time.time() - path.lstat().st_mtime < STALE_AFTER
+        except FileNotFoundError:
+            continue
+        if fresh and pid_text.isdigit() and _alive(int(pid_text)):
             live.append(path)
         else:
             path.unlink(missing_ok=True)

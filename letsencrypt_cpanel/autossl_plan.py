@@ -250,10 +250,13 @@ def issue_job(grants: Sequence[tuple[str, Sequence[str]]]) -> Job:
         outcomes: list[JSONValue] = []
         for domain, names in grants:
             vhost = by_domain.get(domain)
-            if vhost is None:
+            # Only names of this vhost, as cPanel lists them now (the grant went through root).
+            mine = set(candidate_names(vhost, ctx.settings)) if vhost else set()
+            wanted = [n for n in names if n in mine]
+            if vhost is None or not wanted:
                 out = IssueOutcome(domain, tuple(names), False, "the website is gone", "gone")
             else:
-                out = _issue_one(issuer, ctx, vhost, list(names))
+                out = _issue_one(issuer, ctx, vhost, wanted)
             outcomes.append(
                 {
                     "vhost": out.vhost,

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 
 from .acme_client import AcmeAccount, connect
 from .budgets import Attempt, Budgets, account_spend, budget_ip, order_spends
@@ -156,6 +157,17 @@ def _saved_usable(
     )
 
 
+def hostcert_docroot(settings: Settings) -> Path:
+    """The hostname's docroot, made if missing. Root writes there, so it must be root's: a
+    folder under /home* (users' homes on cPanel) is refused, whatever the setting says."""
+    wanted = settings.hostcert_docroot
+    if wanted.startswith("/home") or not wanted.startswith("/"):
+        raise Error(f"hostcert_docroot {wanted} must be an absolute path of root's, not in /home")
+    docroot = settings.path(wanted)
+    docroot.mkdir(parents=True, exist_ok=True, mode=0o755)
+    return docroot
+
+
 def _precheck(settings: Settings, names: list[str]) -> None:
     """AutoSSL's pre-check for the service names: each must resolve to this server and serve a
     test file from the docroot, or nothing is ordered (the CA's failed validations are spared).
@@ -163,8 +175,7 @@ def _precheck(settings: Settings, names: list[str]) -> None:
     from .autossl import server_addresses  # AutoSSL's view of "this server"
     from .autossl_plan import precheck
 
-    docroot = settings.path(settings.hostcert_docroot)
-    docroot.mkdir(parents=True, exist_ok=True, mode=0o755)
+    docroot = hostcert_docroot(settings)
     vhost = Vhost(names[0], names[0], "main", str(docroot), tuple(names))
     _passed, failed = precheck(vhost, names, settings, server_addresses(settings, names[0]))
     if failed:
@@ -198,8 +209,7 @@ def _order(
             attempt = replace(attempt, account_created=known is None)
             state.accounts[directory] = RootAccount(directory, account.key_pem, account.url)
             save_state(settings, state)
-        docroot = settings.path(settings.hostcert_docroot)
-        docroot.mkdir(parents=True, exist_ok=True, mode=0o755)
+        docroot = hostcert_docroot(settings)
         solver = WebrootSolver(
             {n: docroot for n in names},
             self_check=SelfCheck(resolvers=settings.resolvers, http_port=settings.http_port),

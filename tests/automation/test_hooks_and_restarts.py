@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from letsencrypt_cpanel.apache_restarts import FLAG_PATH, HOLDERS_DIR, deferred_restarts
 from letsencrypt_cpanel.config import Settings
 from letsencrypt_cpanel.cpanel_hooks import queue_dir, queued_users, take_queued
+from letsencrypt_cpanel.errors import Error
+from letsencrypt_cpanel.service_certs import hostcert_docroot
 
 REPO = Path(__file__).resolve().parents[2]
 HOOK = REPO / "plugin/hooks/letsencrypt-cpanel-hook"
@@ -101,3 +106,25 @@ def test_a_flag_someone_else_wrote_is_left_alone(tmp_path: Path) -> None:
     with deferred_restarts(settings):
         flag.write_text("cpanel's own token\n")
     assert flag.read_text() == "cpanel's own token\n"
+
+
+def test_a_holder_too_old_is_stale_even_if_its_pid_lives(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path)
+    log = _fake_restart_script(tmp_path)
+    folder = settings.state_dir / HOLDERS_DIR
+    folder.mkdir(parents=True)
+    old = folder / f"{os.getpid()}-reused"  # a live pid, but from a holder long gone
+    old.write_text("")
+    os.utime(old, (1_000_000, 1_000_000))
+    with deferred_restarts(settings) as batch:
+        batch.installed()
+    assert not settings.path(FLAG_PATH).exists() and not old.exists()
+    assert log.read_text().count("restarted") == 1
+
+
+def test_the_hostname_docroot_is_never_in_a_home(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path)
+    assert hostcert_docroot(settings) == tmp_path / "usr/local/apache/htdocs"
+    for bad in ("/home/bob/public_html", "/home2/x", "relative/path"):
+        with pytest.raises(Error):
+            hostcert_docroot(dataclasses.replace(settings, hostcert_docroot=bad))
