@@ -59,6 +59,7 @@ class CycleResult:
     users_run: list[str] = field(default_factory=list)
     suspended: list[str] = field(default_factory=list)
     renewed: list[tuple[str, str]] = field(default_factory=list)
+    reinstalled: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     user_failures: dict[str, str] = field(default_factory=dict)
     mails_sent: int = 0
@@ -181,11 +182,14 @@ class _Cycle:
             now=self.now,
         )
         self.db.record_report(work.user, work.skip, report, self.now)
+        result = self.result
+        lists = {
+            "renewed": result.renewed,
+            "reinstalled": result.reinstalled,
+            "failed": result.failed,
+        }
         for out in report.outcomes:
-            if out.action == "renewed":
-                self.result.renewed.append((work.user, out.vhost))
-            elif out.action == "failed":
-                self.result.failed.append((work.user, out.vhost))
+            lists.get(out.action, []).append((work.user, out.vhost))
             if out.action != "not_due":
                 log.info("%s %s: %s %s", work.user, out.vhost, out.action, out.error)
         account = self.accounts.get(work.user)

@@ -10,8 +10,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from letsencrypt_cpanel.config import load_settings
-from letsencrypt_cpanel.state import daemon_pid
+from letsencrypt_cpanel.root_service import RootServiceError, ask_root
+from letsencrypt_cpanel.state import StateDB, daemon_pid
 from tests.daemon.conftest import Bed
 
 
@@ -83,7 +86,16 @@ def test_foreground_daemon_logs_to_stderr_and_stops_on_sigterm(bed: Bed) -> None
     proc = bed.popen("--foreground")
     try:
         _wait_for(lambda: daemon_pid(settings) == proc.pid, "the pid file")
-        time.sleep(0.5)
+
+        def cycled() -> bool:
+            with StateDB.open(settings) as db:
+                return bool(db.meta("last_cycle"))
+
+        _wait_for(cycled, "the first cycle")
+        # The root socket answers while the daemon runs (EAB bindings for workers); it knows
+        # its callers by SO_PEERCRED, and root is not a cPanel account.
+        with pytest.raises(RootServiceError, match="not allowed"):
+            ask_root(settings.root_socket, {"op": "ping"})
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
