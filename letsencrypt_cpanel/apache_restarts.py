@@ -6,7 +6,7 @@ exists, cPanel's install leaves Apache alone (prior-art §4.9), so root holds th
 cycle's installs and restarts Apache once at the end when something was installed.
 
 Several holders may overlap (the daemon's cycle and an admin's `le-cp autossl run`): each holder
-is a token file in a folder under the state dir, the flag exists while any holder does, and the
+is a token file in a root-only folder under /var/run, the flag exists while any holder does, and the
 last one out removes the flag and restarts. Like FleetSSL, the flag file holds a token and is
 removed only while it still holds ours, so a flag someone else wrote is never taken away. A
 holder that died (kill -9) is recognised by its pid and swept by the next one.
@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 FLAG_PATH = "/var/cpanel/mgmt_queue/apache_update_no_restart"
 RESTART_SCRIPT = "/usr/local/cpanel/scripts/restartsrv_httpd"
-HOLDERS_DIR = "no-restart-holders"
+# Runtime state: a reboot ends every holder, so the folder lives under /var/run.
+HOLDERS_DIR = "/var/run/letsencrypt-cpanel-no-restart"
 STALE_AFTER = 6 * 3600
 _TOKEN_PREFIX = "letsencrypt-cpanel:"  # noqa: S105 - a marker, not a secret
 
@@ -130,7 +131,7 @@ def deferred_restarts(settings: Settings) -> Iterator[RestartBatch]:
     """Hold cPanel's no-restart flag for the block; at the end, if the block reported an install
     (`batch.installed()`) and no other holder remains, restart Apache once. The flag is removed
     and the restart done also when the block raises."""
-    folder = settings.state_dir / HOLDERS_DIR
+    folder = settings.path(HOLDERS_DIR)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     flag = settings.path(FLAG_PATH)
     me = folder / f"{os.getpid()}-{secrets.token_hex(8)}"

@@ -82,8 +82,8 @@ def test_one_restart_after_the_last_holder(tmp_path: Path) -> None:
     log = _fake_restart_script(tmp_path)
     flag = settings.path(FLAG_PATH)
     # A holder that died without cleaning up (kill -9) is swept by the next one out.
-    (settings.state_dir / HOLDERS_DIR).mkdir(parents=True)
-    (settings.state_dir / HOLDERS_DIR / "999999999-dead").write_text("")
+    settings.path(HOLDERS_DIR).mkdir(parents=True)
+    (settings.path(HOLDERS_DIR) / "999999999-dead").write_text("")
     with deferred_restarts(settings) as outer:
         assert flag.read_text().startswith("letsencrypt-cpanel:")
         with deferred_restarts(settings) as inner:
@@ -93,7 +93,7 @@ def test_one_restart_after_the_last_holder(tmp_path: Path) -> None:
         outer.installed()
     assert not flag.exists() and outer.restarted
     assert log.read_text().count("restarted") == 2
-    assert not [p for p in (settings.state_dir / HOLDERS_DIR).iterdir() if p.name != ".lock"]
+    assert not [p for p in settings.path(HOLDERS_DIR).iterdir() if p.name != ".lock"]
     with deferred_restarts(settings) as idle:
         pass
     assert not idle.restarted and log.read_text().count("restarted") == 2
@@ -111,7 +111,7 @@ def test_a_flag_someone_else_wrote_is_left_alone(tmp_path: Path) -> None:
 def test_a_holder_too_old_is_stale_even_if_its_pid_lives(tmp_path: Path) -> None:
     settings = Settings(root=tmp_path)
     log = _fake_restart_script(tmp_path)
-    folder = settings.state_dir / HOLDERS_DIR
+    folder = settings.path(HOLDERS_DIR)
     folder.mkdir(parents=True)
     old = folder / f"{os.getpid()}-reused"  # a live pid, but from a holder long gone
     old.write_text("")
