@@ -132,3 +132,23 @@ def test_dry_run_issues_from_staging_and_installs_nothing(bed: Bed, tmp_path: Pa
             staging.directory_url,
             bed.pebble.directory_url,
         }
+
+
+def test_a_certificates_own_ca_is_remembered_for_renewals(bed: Bed, tmp_path: Path) -> None:
+    with running_pebble(tmp_path / "other-ca", http_port=bed.pebble.http_port) as other:
+        bed.lecp.ok("config", "set", "acme_ca_bundle", bed.combined_ca_bundle(other))
+        user = bed.new_user("perca", "perca.test")
+        bed.lecp.ok(
+            "ssl", "issue", "--user", user, "--directory", other.directory_url, "perca.test"
+        )
+        other_root = other.root_pem()
+        assert verifies_against(bed, "perca.test", other_root)
+        assert record(bed, user)["certificates"]["perca.test"]["directory"] == other.directory_url
+
+        first = bed.sandbox.fetch_site_cert("perca.test").serial_number
+        assert "perca.test: renewed" in bed.lecp.ok("ssl", "renew", "--user", user, "--force")
+        assert bed.sandbox.fetch_site_cert("perca.test").serial_number != first
+        assert verifies_against(bed, "perca.test", other_root)  # renewed at the same CA
+
+        proc = bed.lecp.run("ssl", "issue", "--user", user, "--directory", "ftp://x", "perca.test")
+        assert proc.returncode == 1 and "https://" in proc.stderr
