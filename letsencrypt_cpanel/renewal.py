@@ -294,6 +294,11 @@ def run_once(
                 try:
                     cycle.reported(item, future.result())
                 except Error as exc:
+                    if should_stop():
+                        # Stopping: the init system may have signalled the workers too. Not
+                        # the user's failure, so no backoff; the next cycle sees them again.
+                        log.info("the worker for %s ended while stopping: %s", item.user, exc)
+                        continue
                     cycle.worker_failed(item.user, str(exc))
     with db.transaction():
         if not result.stopped_early and result.full_sweep:

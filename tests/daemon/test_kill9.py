@@ -1,5 +1,6 @@
 """`kill -9` of the daemon at random moments of a busy cycle: every record stays parseable,
-nothing is lost, and the next cycle finishes the work."""
+nothing is lost, and the next cycle finishes the work. SIGTERM mid-cycle: no new user starts,
+the running one finishes and is recorded, nobody is backed off, the next cycle does the rest."""
 
 from __future__ import annotations
 
@@ -72,3 +73,36 @@ def test_kill_9_at_random_moments_loses_nothing(bed: Bed) -> None:
         assert spki(served) == public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         folder = bed.home(user) / ".cpanel/nvdata"
         assert not [p for p in folder.iterdir() if p.name.startswith(".letsencrypt-cpanel.tmp")]
+
+
+def test_sigterm_mid_cycle_stops_between_users(bed: Bed) -> None:
+    sb = bed.sandbox
+    users = USERS[:3]
+    for user in users:
+        sb.add_user(user, f"{user}.test", email=f"{user}@mail.test")
+        bed.issue(user, f"{user}.test")
+    bed.set("renewal_days", "30")
+    bed.set("parallel_workers", "1")
+    proc = bed.popen("--foreground")
+    try:
+        deadline = time.monotonic() + 60
+        with bed.state() as db:
+            while not db.vhosts() and time.monotonic() < deadline:
+                time.sleep(0.05)  # the first user is done: a cycle is under way
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "left for the next cycle" in err and "stopped" in err, err
+    with bed.state() as db:
+        done = {r.user for r in db.vhosts() if r.status == "renewed"}
+        assert 1 <= len(done) < len(users)
+        assert not [u for u, s in db.users().items() if s.failures]  # nobody backed off
+    for user in users:
+        assert _record(bed, user).certificates[f"{user}.test"].cert_pem
+    # The next cycle does the rest.
+    out = bed.once()
+    assert f"{len(users)} renewed" in out, out
