@@ -282,3 +282,24 @@ def test_root_service_signs_for_the_allowed_uid_only(bed: Bed, service: tuple[Pa
     ):
         assert "refused" in _ask_as(uid, path, bad)
     assert _ask_as(uid, path, {"op": "ping"}) == {"ok": True}
+
+
+def test_the_daemons_socket_answers_cpanel_users_only(bed: Bed) -> None:
+    """`spawn_root_service(settings)` as the daemon launcher runs it: the well-known socket,
+    answering any cPanel account's uid and nobody else."""
+    from letsencrypt_cpanel.root_service import spawn_root_service
+
+    settings = Settings(root=bed.root, acme_directory=bed.pebble.directory_url, eab_kid=KID)
+    if not settings.eab_key_file.exists():
+        settings.eab_key_file.write_text(HMAC_TEXT + "\n")
+    user = bed.new_user("daemonsock", "daemonsock.test")
+    uid = lookup_user(settings, user).uid
+    url = bed.pebble.directory_url.rsplit("/", 1)[0] + "/sign-me-up"
+    with spawn_root_service(settings) as service:
+        assert service.path == settings.root_socket
+        assert settings.root_socket.stat().st_mode & 0o777 == 0o666
+        reply = _ask_as(uid, service.path, {"op": "eab_binding", "jwk": _jwk(), "url": url})
+        assert set(reply["binding"]) == {"protected", "payload", "signature"}  # type: ignore[arg-type]
+        # A uid with no cPanel account (a system user's, here nobody's) is refused.
+        assert "refused" in _ask_as(65534, service.path, {"op": "ping"})
+    assert not settings.root_socket.exists()
