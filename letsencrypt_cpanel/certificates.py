@@ -75,6 +75,9 @@ class VhostStatus:
                 "state": self.entry.state,
                 "key_type": self.entry.key_type,
                 "last_error": self.entry.last_error,
+                "challenge_method": self.entry.challenge_method,
+                "directory": self.entry.directory,
+                "preferred_chain": self.entry.preferred_chain,
             },
         }
 
