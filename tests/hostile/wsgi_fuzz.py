@@ -1,0 +1,249 @@
+"""What the fuzzing of both WSGI apps shares: hostile requests as a hypothesis strategy, a way to
+call an app in process, and the properties every answer must have.
+
+A request is a dict: method, query string, body and its Content-Type and Content-Length (often
+lying), Accept, a CSRF header, extra `HTTP_X_*` headers, and what it carried (`sent`, `json`) so
+the answer can be searched for it. A quarter of the requests are well-formed POSTs of the app's
+own forms with tampered values, so the views behind the router and the CSRF check are reached.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from hypothesis import strategies as st
+
+EXAMPLES = 2000
+MARKUP = ["<hx-mark>", '"><hx-img src=x>', "'><hx-script>", "</textarea><hx-t>", 'x" hx-attr="1']
+
+
+@dataclass
+class FuzzTarget:
+    """An app and what its requests are made of."""
+
+    app: Any
+    environ: Mapping[str, Any]  # fixed by the server (cpsrvd): script, session, user...
+    redirect_prefix: str  # every Location must start with it
+    fields: Sequence[str]
+    get_actions: Sequence[str]
+    post_actions: Sequence[str]
+    known_values: Sequence[str]
+    sites: Sequence[str]
+    good_names: Sequence[str]
+    csrf: str
+    issuer_reached: list[int] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    markup_checked: int = 0
+
+
+def values(target: FuzzTarget) -> st.SearchStrategy[str]:
+    markup = st.sampled_from(MARKUP) | st.builds(
+        lambda a, b: f"{a}<hx{b}>{a}",
+        st.text(max_size=8),
+        st.text(string.ascii_lowercase, min_size=1, max_size=6),
+    )
+    return st.sampled_from(list(target.known_values)) | markup | st.text(max_size=40)
+
+
+@st.composite
+def requests(draw: st.DrawFn, target: FuzzTarget) -> dict[str, Any]:
+    name = st.sampled_from(list(target.fields)) | st.text(max_size=12)
+    pairs = st.lists(st.tuples(name, values(target)), max_size=6)
+    method = draw(
+        st.sampled_from(["GET", "POST", "POST", "POST", "HEAD"])
+        if draw(st.integers(0, 9))
+        else st.sampled_from(["PUT", "DELETE", "OPTIONS", "get", "pOsT"])
+        | st.text(string.ascii_letters, min_size=1, max_size=8)
+    )
+    formed = draw(st.integers(0, 3)) == 0
+    if formed:
+        method = "POST"
+    site = st.sampled_from(list(target.sites))
+    query_pairs = draw(pairs)
+    if draw(st.booleans()):
+        get_action = draw(st.sampled_from(list(target.get_actions)))
+        query_pairs[:0] = [("action", get_action), ("vhost", draw(site))]
+    query = draw(st.just(urlencode(query_pairs)) | st.text(max_size=60))
+    good = target.csrf
+    csrf = draw(st.sampled_from([good, good, good, "", "0" * 64, good[:-1] + "x"]))
+    body_pairs = draw(pairs)
+    names = st.sampled_from(list(target.good_names)) | values(target)
+    if formed or draw(st.booleans()):
+        action = draw(st.sampled_from([*target.post_actions, "x"]))
+        body_pairs[:0] = [("action", action), ("vhost", draw(site)), ("name", draw(names))]
+        body_pairs[:0] = [("user", draw(site)), ("force", draw(st.sampled_from(["1", "0", ""])))]
+    if formed or draw(st.booleans()):
+        body_pairs.append(("csrf_token", csrf))
+    kind = draw(st.sampled_from(["form", "json"] if formed else ["form", "json", "raw", "none"]))
+    json_value: Any = {}
+    if kind == "json":
+        scalars = st.none() | st.booleans() | st.integers() | st.floats() | values(target)
+        nested = st.recursive(scalars, lambda c: st.lists(c, max_size=3))
+        json_value = draw(
+            st.dictionaries(name, nested, max_size=6)
+            | st.recursive(scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(name, c))
+        )
+        if formed:
+            json_value = {
+                **(json_value if isinstance(json_value, dict) else {}),
+                **dict(body_pairs),
+            }
+        body, ctype = json.dumps(json_value).encode(), "application/json"
+    elif kind == "form":
+        body = urlencode(body_pairs, doseq=True).encode()
+        ctype = "application/x-www-form-urlencoded"
+    elif kind == "raw":
+        body = draw(st.binary(max_size=200))
+        ctype = draw(st.sampled_from(["application/json", "text/plain", ""]) | st.text(max_size=20))
+    else:
+        body, ctype = b"", ""
+    length = draw(
+        st.sampled_from([str(len(body)), str(len(body)), "", "-1", "abc", "99999999", "0"])
+        | st.integers(-5, 10_000).map(str)
+    )
+    accept = draw(
+        st.sampled_from(["text/html", "application/json", "*/*", ""]) | st.text(max_size=20)
+    )
+    extra = draw(
+        st.dictionaries(
+            st.sampled_from(list(target.fields)).map(lambda f: "HTTP_X_" + f.upper()),
+            values(target),
+            max_size=2,
+        )
+    )
+    return {
+        "method": method,
+        "query": query,
+        "body": body,
+        "ctype": ctype,
+        "length": length,
+        "accept": accept,
+        "extra": extra,
+        "csrf_header": draw(st.sampled_from(["", csrf])),
+        "sent": [v for _, v in query_pairs + body_pairs] + list(extra.values()) + [query],
+        "json": json_value,
+        "environ": {},
+    }
+
+
+def call(target: FuzzTarget, req: Mapping[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    environ: dict[str, Any] = {
+        "PATH_INFO": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "2083",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        **target.environ,
+        "REQUEST_METHOD": req["method"],
+        "QUERY_STRING": req["query"],
+        "HTTP_ACCEPT": req["accept"],
+        "CONTENT_TYPE": req["ctype"],
+        "CONTENT_LENGTH": req["length"],
+        "HTTP_X_CSRF_TOKEN": req["csrf_header"],
+        "wsgi.input": io.BytesIO(req["body"]),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.url_scheme": "https",
+        "wsgi.version": (1, 0),
+        **req["extra"],
+        **req["environ"],
+    }
+    seen: list[tuple[int, dict[str, str]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        seen.append((int(status.split()[0]), dict(headers)))
+
+    body = b"".join(target.app(environ, start_response))
+    assert len(seen) == 1, "start_response is called exactly once"
+    return seen[0][0], seen[0][1], body
+
+
+def markup_in(sent: list[Any]) -> list[str]:
+    """Pieces of what the request carried that would be live markup if echoed raw into HTML."""
+    out = []
+    for value in sent:
+        if isinstance(value, str) and "<hx" in value:
+            out.append(value[value.index("<hx") :][:12])
+        if isinstance(value, str) and '" hx-attr=' in value:
+            out.append('" hx-attr=')
+    return out
+
+
+def json_strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in json_strings(v)]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in [k, *json_strings(v)]]
+    return []
+
+
+def check_answer(target: FuzzTarget, req: Mapping[str, Any]) -> tuple[int, str]:
+    """Call the app; assert every property of a clean answer; return (status, body text)."""
+    reached_before = len(target.issuer_reached)
+    status, headers, body = call(target, req)
+    target.statuses[status] = target.statuses.get(status, 0) + 1
+    text = body.decode("utf-8")
+    reached = len(target.issuer_reached) > reached_before
+    assert status in (200, 303) or 400 <= status < 500 or (status == 502 and reached), (
+        status,
+        text[:500],
+    )
+    assert "Traceback" not in text and 'File "' not in text
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    ctype = headers["Content-Type"]
+    if "application/json" in req["accept"].lower():
+        assert ctype.startswith("application/json")
+        assert json.loads(text)["success"] is (status == 200)
+        return status, text
+    if status == 303:
+        assert headers["Location"].startswith(target.redirect_prefix), headers["Location"]
+        return status, text
+    if ctype.startswith("application/json"):  # a progress poll answers JSON to anyone
+        json.loads(text)
+        return status, text
+    assert ctype.startswith("text/html"), ctype
+    for raw in markup_in(req["sent"] + json_strings(req["json"])):
+        target.markup_checked += 1
+        assert raw not in text, f"{raw!r} came back unescaped"
+    return status, text
+
+
+def plain_post(target: FuzzTarget, body: bytes, ctype: str) -> dict[str, Any]:
+    """A hand-made POST (for the pathological bodies random generation rarely reaches)."""
+    return {
+        "method": "POST",
+        "query": "",
+        "body": body,
+        "ctype": ctype,
+        "length": str(len(body)),
+        "accept": "application/json",
+        "extra": {},
+        "csrf_header": target.csrf,
+        "sent": [],
+        "json": {},
+        "environ": {},
+    }
+
+
+PATHOLOGICAL = [
+    ("application/json", b"[" * 100_000 + b"]" * 100_000),
+    ("application/json", b'{"action": "issue", "vhost": ' + b"[" * 50_000 + b"]}"),
+    ("application/json", b"\xff\xfe{}"),
+    ("application/json", b'{"action": 1' + b"0" * 5000 + b"}"),
+    ("application/x-www-form-urlencoded", b"&".join([b"a=1"] * 5000)),
+    ("application/x-www-form-urlencoded", b"x" * (1024 * 1024 + 1)),
+]
+PATHOLOGICAL_IDS = [
+    "deep-json",
+    "deep-json-value",
+    "bad-utf8",
+    "huge-number",
+    "many-fields",
+    "too-large",
+]
