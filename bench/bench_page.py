@@ -49,7 +49,7 @@ def main() -> int:
         install_cpanel_page,
     )
 
-    def prepare(root: Path) -> None:
+    def prepare(root: Path, pebble: object) -> None:
         populate.populate(root, 1, VHOSTS, with_certs=True, prefix="page")
 
     with testbed(prepare) as bed:

@@ -134,8 +134,9 @@ def timed(
 
 def peak_rss_run(
     argv: Sequence[str], *, env: dict[str, str] | None = None
-) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB of the process and of any child it waited for, stderr).
+) -> tuple[float, float, str, Any]:
+    """(wall seconds, peak RSS in MB of the process and of any child it waited for, stderr,
+    its resource usage).
 
     os.wait4 gives this child's rusage; ru_maxrss covers its own descendants too (the largest)."""
     with tempfile.TemporaryFile() as errors:
@@ -148,7 +149,7 @@ def peak_rss_run(
         text = errors.read().decode("utf-8", "replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:4])}… failed ({proc.returncode}):\n{text[-3000:]}")
-    return took, usage.ru_maxrss / 1024, text
+    return took, usage.ru_maxrss / 1024, text, usage
 
 
 # ---- the test bed --------------------------------------------------------------------------------
@@ -189,17 +190,22 @@ class Bed:
 
 
 @contextmanager
-def testbed(prepare: Callable[[Path], None] | None = None) -> Iterator[Bed]:
-    """Start Pebble and a sandbox (after `prepare(root)`, e.g. populate), configure le-cp."""
+def testbed(
+    prepare: Callable[[Path, PebbleInstance], None] | None = None,
+    *,
+    pebble_options: dict[str, Any] | None = None,
+) -> Iterator[Bed]:
+    """Start Pebble (`pebble_options`: start_pebble's) and a sandbox (after `prepare(root,
+    pebble)`, e.g. populate), configure le-cp."""
     scratch = Path(tempfile.mkdtemp(prefix="lecp-bench-", dir="/var/tmp"))
     scratch.chmod(0o755)
     root = make_sandbox_root()
     http_port = free_port()
-    pebble = start_pebble(scratch / "pebble", http_port=http_port)
+    pebble = start_pebble(scratch / "pebble", http_port=http_port, **(pebble_options or {}))
     sandbox = None
     try:
         if prepare is not None:
-            prepare(root)
+            prepare(root, pebble)
         sandbox = start_sandbox(root, http_port=http_port)
         yield Bed(pebble, sandbox, configure(sandbox, pebble), scratch)
     finally:

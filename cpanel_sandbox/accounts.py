@@ -169,9 +169,10 @@ def vhost_for_name(root: Path, user: str, name: str) -> str | None:
     return None
 
 
-def site_vhosts(root: Path) -> list[SiteVhost]:
+def site_vhosts(root: Path, users: Iterable[str] | None = None) -> list[SiteVhost]:
+    """Every vhost of every account (or of `users`) with the names it answers to."""
     out: list[SiteVhost] = []
-    for user in list_users(root):
+    for user in list_users(root) if users is None else users:
         main = main_data(root, user)
         for servername in vhost_servernames(root, user):
             data = vhost_data(root, user, servername)

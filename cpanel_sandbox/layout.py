@@ -146,8 +146,12 @@ def read_key_values(path: Path) -> dict[str, str]:
 
 def read_colon_map(path: Path) -> dict[str, str]:
     """`key: value` lines (/etc/trueuserdomains, /etc/userdomains)."""
+    return parse_colon_map(read_text(path))
+
+
+def parse_colon_map(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for line in read_text(path).splitlines():
+    for line in text.splitlines():
         key, sep, value = line.partition(":")
         if sep and key.strip():
             out[key.strip()] = value.strip()

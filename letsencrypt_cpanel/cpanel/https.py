@@ -224,10 +224,18 @@ class WhmHttpsTransport:
         return check_whm_envelope(func, envelope, transport=self.transport_name)
 
 
+# WHM's listings grow with the server (fetch_ssl_vhosts: ~1.5-2 KB a vhost, so ~40 MB for
+# 20,000 vhosts; bench/ saw the daemon refuse a whole cycle at the 20 MiB UAPI bound). Root asks
+# only its own cpsrvd, over the pinned loopback TLS: the bound is against a broken server.
+WHM_MAX_RESPONSE_BYTES = 512 * 1024 * 1024
+
+
 def build_whm_api(
     settings: Settings, secrets: Secrets, tls: PinnedTLS, *, timeout: float = 60.0
 ) -> WhmAPI:
     """Root's WHM API: `https://cpanel_host:whm_port` with the stored WHM token."""
-    client = PinnedHttpsClient(tls, timeout=timeout, transport_name="whm-https")
+    client = PinnedHttpsClient(
+        tls, timeout=timeout, max_bytes=WHM_MAX_RESPONSE_BYTES, transport_name="whm-https"
+    )
     base = f"https://{settings.cpanel_host}:{settings.whm_port}"
     return WhmAPI(WhmHttpsTransport(client, base, settings.whm_user, secrets.whm_token))
