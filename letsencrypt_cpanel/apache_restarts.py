@@ -10,6 +10,9 @@ is a token file in a root-only folder under /var/run, the flag exists while any 
 last one out removes the flag and restarts. Like FleetSSL, the flag file holds a token and is
 removed only while it still holds ours, so a flag someone else wrote is never taken away. A
 holder that died (kill -9) is recognised by its pid and swept by the next one.
+
+`exclusive` keeps one run at a time of a job that may start from two places (the daemon's
+cycle, an admin's `le-cp`): two runs would order the same certificates twice.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
+from .errors import Error
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,30 @@ def _locked(folder: Path) -> Iterator[None]:
     fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class Busy(Error):
+    """Another run of the same job holds its lock."""
+
+
+@contextlib.contextmanager
+def exclusive(settings: Settings, lock_name: str, what: str) -> Iterator[None]:
+    """One run of a job at a time (the daemon's cycle and an admin's `le-cp` run of AutoSSL or
+    the service certificate would order twice): a flock in the state dir, not waited for.
+    Raises Busy."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = settings.state_dir / lock_name
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(
+                f"{what} is running already (the daemon's cycle?); try again later"
+            ) from None
         yield
     finally:
         os.close(fd)

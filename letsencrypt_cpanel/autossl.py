@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from .apache_restarts import RestartBatch, deferred_restarts
+from .apache_restarts import RestartBatch, deferred_restarts, exclusive
 from .autossl_plan import (
     INSTALL_FAILED,
     RATE_LIMITED,
@@ -37,6 +37,7 @@ from .autossl_plan import (
     parse_issue,
     parse_plan,
     plan_job,
+    server_addresses,
     stamp,
 )
 from .budgets import (
@@ -51,7 +52,6 @@ from .budgets import (
 from .certificates import covers
 from .config import Settings
 from .errors import Error
-from .selfcheck import SelfCheck
 from .user_jobs import Job, RootSide
 
 log = logging.getLogger(__name__)
@@ -114,18 +114,6 @@ class _UserGrants:
     user: str
     account_reservation: int = 0
     grants: list[_Grant] = field(default_factory=list)
-
-
-def server_addresses(settings: Settings, hostname: str) -> list[str]:
-    """The addresses that are this server: the setting, else what the hostname resolves to."""
-    if settings.server_addresses:
-        return list(settings.server_addresses)
-    found = ["127.0.0.1", "::1"]
-    try:
-        found += SelfCheck(resolvers=settings.resolvers).addresses(hostname)
-    except Error as exc:
-        log.warning("the hostname %s does not resolve (%s): set server_addresses", hostname, exc)
-    return found
 
 
 def _with_work(settings: Settings, root: RootSide, accounts: list[str], now: float) -> list[str]:
@@ -260,7 +248,7 @@ def _settle(
             )
             results.append(VhostResult(user, p.vhost, FAILED, p.why, p.names, p.skipped, why))
             continue
-        issued = out.ok or out.kind == INSTALL_FAILED
+        issued = (out.ok and out.ordered) or out.kind == INSTALL_FAILED
         failed = (out.failed_name,) if out.failed_name in p.names else ()
         attempt = Attempt(
             user, p.names, g.renewal, ordered=out.ordered, issued=issued, failed_names=failed
@@ -295,6 +283,18 @@ def run_once(
     result = AutoSSLResult()
     if not settings.autossl_enabled and users is None and not force:
         return result
+    with exclusive(settings, "autossl.lock", "AutoSSL"):
+        return _run(settings, now, users, root, batch, result)
+
+
+def _run(
+    settings: Settings,
+    now: float,
+    users: Sequence[str] | None,
+    root: RootSide | None,
+    batch: RestartBatch | None,
+    result: AutoSSLResult,
+) -> AutoSSLResult:
     root = root or RootSide.build(settings)
     wanted = None if users is None else set(users)
     listed = [

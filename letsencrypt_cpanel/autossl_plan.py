@@ -16,6 +16,7 @@ docroot: the CA never sees a name that would fail. The names that pass go on the
 from __future__ import annotations
 
 import fnmatch
+import logging
 import secrets
 import time
 from collections.abc import Sequence
@@ -35,11 +36,14 @@ from .record_format import STATE_REPLACED, CertificateEntry
 from .selfcheck import SelfCheck
 from .user_jobs import Job, JobContext
 
+log = logging.getLogger(__name__)
+
 # The proxy subdomains cPanel serves for every main, addon and parked domain (prior-art §4.4).
 PROXY_LABELS = ("cpanel", "webmail", "webdisk", "cpcalendars", "cpcontacts")
 assert set(PROXY_LABELS) <= PROXY_SUBDOMAIN_LABELS
 MAX_VHOSTS = 5000
 RATE_LIMITED = "rateLimited"
+ALREADY_SECURED = "already_secured"  # by the plugin meanwhile: nothing ordered
 INSTALL_FAILED = "InstallFailed"  # issued and saved, not installed: the CA counted it
 MAX_NAMES = 200
 
@@ -189,6 +193,18 @@ def plan_user(
     return plans
 
 
+def server_addresses(settings: Settings, hostname: str) -> list[str]:
+    """The addresses that are this server: the setting, else what the hostname resolves to."""
+    if settings.server_addresses:
+        return list(settings.server_addresses)
+    found = ["127.0.0.1", "::1"]
+    try:
+        found += SelfCheck(resolvers=settings.resolvers).addresses(hostname)
+    except Error as exc:
+        log.warning("the hostname %s does not resolve (%s): set server_addresses", hostname, exc)
+    return found
+
+
 # -- the jobs (as the user) ----------------------------------------------------------------------
 
 
@@ -223,6 +239,14 @@ def _issue_one(issuer: Issuer, ctx: JobContext, vhost: Vhost, names: list[str]) 
     kind = ctx.settings.default_key_type
     try:
         with ctx.store.locked() as txn:
+            # Under the user's lock: a click on the cPanel page may have secured it meanwhile.
+            known = txn.record.certificates.get(vhost.domain)
+            if (
+                known is not None
+                and known.state != STATE_REPLACED
+                and known.not_after > time.time()
+            ):
+                return IssueOutcome(vhost.domain, tuple(known.names), True, kind=ALREADY_SECURED)
             entry = issuer.order(txn, vhost, names, kind)
             result = issuer.install(txn, entry, reused=False)
     except RateLimited as exc:

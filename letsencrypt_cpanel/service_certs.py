@@ -24,6 +24,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from .acme_client import AcmeAccount, connect
+from .apache_restarts import Busy, exclusive
 from .budgets import Attempt, Budgets, account_spend, budget_ip, order_spends
 from .certificates import covers, renewal_due
 from .challenges import WebrootSolver
@@ -172,8 +173,7 @@ def _precheck(settings: Settings, names: list[str]) -> None:
     """AutoSSL's pre-check for the service names: each must resolve to this server and serve a
     test file from the docroot, or nothing is ordered (the CA's failed validations are spared).
     Raises SelfCheckFailed naming every failing name."""
-    from .autossl import server_addresses  # AutoSSL's view of "this server"
-    from .autossl_plan import precheck
+    from .autossl_plan import precheck, server_addresses  # AutoSSL's view of "this server"
 
     docroot = hostcert_docroot(settings)
     vhost = Vhost(names[0], names[0], "main", str(docroot), tuple(names))
@@ -289,10 +289,20 @@ def run_once(
 ) -> HostcertOutcome:
     """Check the service certificates; issue, install or reinstall as needed; mail the admin on
     success and failure (`mail=False`: the caller reports). Never raises `Error`: a failure is
-    the outcome `failed` (or `deferred` when a budget stopped the order), recorded in root's
-    service-certificate record."""
+    the outcome `failed` (or `deferred` when a budget stopped the order, or another run is
+    under way), recorded in root's service-certificate record."""
     if not settings.hostcert_enabled and not force:
         return HostcertOutcome(DISABLED)
+    try:
+        with exclusive(settings, "service-cert.lock", "The service certificate"):
+            return _run(settings, whm, now, force=force, mail=mail)
+    except Busy as exc:
+        return HostcertOutcome(DEFERRED, error=str(exc))
+
+
+def _run(
+    settings: Settings, whm: WhmAPI, now: float, *, force: bool, mail: bool
+) -> HostcertOutcome:
     outcome = HostcertOutcome(FAILED)
     state = ServiceCertState()
     try:

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from letsencrypt_cpanel.apache_restarts import FLAG_PATH, HOLDERS_DIR, deferred_restarts
+from letsencrypt_cpanel import autossl, service_certs
+from letsencrypt_cpanel.apache_restarts import (
+    FLAG_PATH,
+    HOLDERS_DIR,
+    Busy,
+    deferred_restarts,
+    exclusive,
+)
 from letsencrypt_cpanel.config import Settings
 from letsencrypt_cpanel.cpanel_hooks import queue_dir, queued_users, take_queued
 from letsencrypt_cpanel.errors import Error
@@ -128,3 +135,13 @@ def test_the_hostname_docroot_is_never_in_a_home(tmp_path: Path) -> None:
     for bad in ("/home/bob/public_html", "/home2/x", "relative/path"):
         with pytest.raises(Error):
             hostcert_docroot(dataclasses.replace(settings, hostcert_docroot=bad))
+
+
+def test_one_run_at_a_time_of_autossl_and_the_service_certificate(tmp_path: Path) -> None:
+    settings = dataclasses.replace(Settings(root=tmp_path), hostcert_enabled=True)
+    with exclusive(settings, "autossl.lock", "AutoSSL"):
+        with pytest.raises(Busy, match="AutoSSL is running already"):
+            autossl.run_once(settings, 0.0, force=True)
+    with exclusive(settings, "service-cert.lock", "The service certificate"):
+        outcome = service_certs.run_once(settings, None, 0.0)  # type: ignore[arg-type]
+    assert outcome.action == service_certs.DEFERRED and "running already" in outcome.error
