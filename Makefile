@@ -39,8 +39,18 @@ unit: deps
 demo: deps
 	$(PY) tools/demo.py
 
-bench: deps
-	$(PY) bench/run_all.py
+# Benchmarks (not tests): they print figures. certbot (the reference) and the profilers live in a
+# venv of their own, from Debian's Python, never in $(VENV).
+CERTBOT_VENV := bench/.venv-certbot
+CERTBOT_STAMP := $(CERTBOT_VENV)/.installed
+
+bench: deps $(CERTBOT_STAMP)
+	$(PY) bench/run_all.py --markdown bench/out/table.md
+
+$(CERTBOT_STAMP):
+	@test -x $(CERTBOT_VENV)/bin/python || $(PY_SYSTEM) -m venv $(CERTBOT_VENV)
+	$(CERTBOT_VENV)/bin/pip install -q --disable-pip-version-check certbot pyinstrument py-spy
+	@touch $@
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache
