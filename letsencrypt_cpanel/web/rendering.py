@@ -7,6 +7,7 @@ template prints is escaped.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.bccache
 
 from ..names import display_name
 
@@ -42,10 +44,36 @@ def format_datetime(value: dt.datetime | int | float | None) -> str:
     return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+class _QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept between page views: each view is a new CGI process, and compiling
+    base.html and a page cost 40-120 ms of every view (bench/). The folder is jinja2's own per-uid
+    `_jinja2-cache-UID` in the temp folder, refused unless it is a real folder owned by this uid
+    with mode 0700 (so only this user, or root for WHM, can put code there). A cache that cannot
+    be read or written is skipped: it never fails a page."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, EOFError, ValueError, TypeError):
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    try:
+        return _QuietBytecodeCache()
+    except (OSError, RuntimeError):  # no safe folder: compile every time
+        return None
+
+
 @lru_cache(maxsize=4)
 def environment(folder: Path) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
+        bytecode_cache=_bytecode_cache(),
         autoescape=True,  # every template, whatever its name
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
