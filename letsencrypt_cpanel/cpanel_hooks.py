@@ -124,6 +124,10 @@ def main(argv: Sequence[str], stdin: TextIO, settings: Settings, script: str) ->
     except ValueError:
         payload = {}
     user = user_from_hook_data(payload)
+    if not settings.autossl_enabled:
+        # The daemon runs what is queued: with AutoSSL off, nothing may be.
+        print("1 letsencrypt-cpanel: AutoSSL is off; nothing queued")
+        return 0
     try:
         queued = queue_user(settings, user)
     except OSError as exc:

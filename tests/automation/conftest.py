@@ -4,19 +4,23 @@ The automation runs in-process as root (the daemon's side); users' work runs in 
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from cryptography import x509
 
 from letsencrypt_cpanel.config import Settings, load_settings
 from letsencrypt_cpanel.user_jobs import RootSide
 from tests.conftest import free_port
 from tests.daemon.conftest import Bed as DaemonBed
 from tests.daemon.conftest import Mailbox
-from tests.fixtures.lecp import configure
+from tests.fixtures.lecp import REPO, configure
 from tests.fixtures.pebble import SHORT_VALIDITY_SECONDS, start_pebble
 from tests.fixtures.sandbox import make_sandbox_root, start_sandbox
 
@@ -29,6 +33,27 @@ class Bed(DaemonBed):
 
     def root_side(self) -> RootSide:
         return RootSide.build(self.settings())
+
+    def hook(self, user: str) -> str:
+        """cPanel runs the plugin's hook after creating `user`'s account; its answer."""
+        event = {"context": {"event": "Accounts::Create"}, "data": {"user": user}}
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "plugin/hooks/letsencrypt-cpanel-hook")],
+            input=json.dumps(event),
+            env=self.lecp.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return proc.stdout
+
+    def secured(self, name: str) -> bool:
+        """The site serves a Pebble certificate for `name` (not cpsrvd's fallback one)."""
+        cert = self.sandbox.fetch_site_cert(name)
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = ext.get_values_for_type(x509.DNSName)
+        return "Pebble" in cert.issuer.rfc4514_string() and name in names
 
     def commands(self, name: str) -> int:
         """How many times the sandbox's stand-in `name` (e.g. restartsrv_httpd) ran."""

@@ -19,7 +19,7 @@ from letsencrypt_cpanel.apache_restarts import (
     deferred_restarts,
     exclusive,
 )
-from letsencrypt_cpanel.config import Settings
+from letsencrypt_cpanel.config import Settings, update_config
 from letsencrypt_cpanel.cpanel_hooks import queue_dir, queued_users, take_queued
 from letsencrypt_cpanel.errors import Error
 from letsencrypt_cpanel.service_certs import hostcert_docroot
@@ -54,6 +54,10 @@ def test_describe_lists_account_and_domain_events(tmp_path: Path) -> None:
 
 def test_events_queue_the_account_once_and_never_fail(tmp_path: Path) -> None:
     settings = Settings(root=tmp_path)
+    off = run_hook(tmp_path, stdin=json.dumps({"data": {"user": "newbie"}}))
+    assert off.returncode == 0 and "AutoSSL is off" in off.stdout
+    assert queued_users(settings) == []
+    update_config(tmp_path, {"autossl_enabled": True})
     created = {
         "context": {"event": "Accounts::Create"},
         "data": {"user": "newbie", "domain": "n.test"},
