@@ -33,6 +33,7 @@ from .autossl_plan import (
     IssueReport,
     UserPlan,
     VhostPlan,
+    drop_names_over_budget,
     issue_job,
     parse_issue,
     parse_plan,
@@ -46,7 +47,6 @@ from .budgets import (
     Denied,
     account_spend,
     budget_ip,
-    failed_validation_spend,
     order_spends,
 )
 from .certificates import covers
@@ -164,24 +164,16 @@ def _in_parallel(
     return results
 
 
-def _drop_failing_names(budgets: Budgets, user: str, p: VhostPlan, now: float) -> VhostPlan:
-    """Names past their failed-validation budget are left off, with the reason."""
-    names, skipped = [], list(p.skipped)
-    for name in p.names:
-        denied = budgets.check([failed_validation_spend(user, name)], now)
-        if denied is None:
-            names.append(name)
-        else:
-            skipped.append((name, denied.reason))
-    return VhostPlan(p.vhost, p.why, tuple(names), tuple(skipped))
-
-
 def _reserve(
     budgets: Budgets, plans: dict[str, UserPlan], ip: str, now: float, result: AutoSSLResult
 ) -> list[_UserGrants]:
     """Budgets for the planned work, deferred vhosts first (oldest first); the rest deferred."""
 
     waiting = {(d.user, d.vhost): d.since for d in budgets.deferred()}
+    for user, vhost in list(waiting):
+        # Deferred before, no longer wanted (secured meanwhile, or gone): off the list.
+        if user in plans and vhost not in {p.vhost for p in plans[user].vhosts}:
+            budgets.undefer(user, vhost)
 
     def since(user: str, vhost: str) -> float:
         return waiting.get((user, vhost)) or now + 1
@@ -200,7 +192,7 @@ def _reserve(
         todo = sorted(plans[user].vhosts, key=lambda p: (since(user, p.vhost), p.vhost))
         grants = _UserGrants(user)
         for index, planned in enumerate(todo):
-            p = _drop_failing_names(budgets, user, planned, now)
+            p = drop_names_over_budget(budgets, user, planned, now)
             if not p.names:
                 result.vhosts.append(
                     VhostResult(user, p.vhost, NOTHING_TO_DO, p.why, (), p.skipped)
@@ -297,9 +289,10 @@ def _run(
 ) -> AutoSSLResult:
     root = root or RootSide.build(settings)
     wanted = None if users is None else set(users)
+    every = root.whm.listaccts()
     listed = [
         a.user
-        for a in root.whm.listaccts()
+        for a in every
         if a.user != "root" and not a.suspended and (wanted is None or a.user in wanted)
     ]
     accounts = listed if users is not None else _with_work(settings, root, listed, now)
@@ -313,6 +306,9 @@ def _run(
     )
     with Budgets.open(settings) as budgets:
         budgets.prune(now)
+        known = {a.user for a in every} | {"root"}  # root: the service certificate's row
+        for d in [d for d in budgets.deferred() if d.user not in known]:
+            budgets.undefer(d.user, d.vhost)  # the account is gone
         granted = _reserve(budgets, plans, ip, now, result)
         jobs = {
             g.user: issue_job([(x.plan.vhost, x.plan.names) for x in g.grants]) for g in granted

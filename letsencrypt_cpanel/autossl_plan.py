@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .budgets import Budgets, failed_validation_spend
 from .certificates import covers, host_for
 from .challenges import WebrootSolver
 from .config import Settings
@@ -203,6 +204,18 @@ def server_addresses(settings: Settings, hostname: str) -> list[str]:
     except Error as exc:
         log.warning("the hostname %s does not resolve (%s): set server_addresses", hostname, exc)
     return found
+
+
+def drop_names_over_budget(budgets: Budgets, user: str, p: VhostPlan, now: float) -> VhostPlan:
+    """Names past their failed-validation budget are left off, with the reason."""
+    names, skipped = [], list(p.skipped)
+    for name in p.names:
+        denied = budgets.check([failed_validation_spend(user, name)], now)
+        if denied is None:
+            names.append(name)
+        else:
+            skipped.append((name, denied.reason))
+    return VhostPlan(p.vhost, p.why, tuple(names), tuple(skipped))
 
 
 # -- the jobs (as the user) ----------------------------------------------------------------------

@@ -108,3 +108,15 @@ def test_a_hostile_plan_is_refused() -> None:
     ):
         with pytest.raises(WorkerError):
             parse_plan(bad)  # type: ignore[arg-type]
+
+
+def test_a_deferred_vhost_secured_meanwhile_leaves_the_list(tmp_path: Path) -> None:
+    s = settings(tmp_path, budget_new_orders=1)
+    with Budgets.open(s) as budgets:
+        autossl._reserve(
+            budgets, {"gil": plan("g1.test", "g2.test")}, "ip", NOW, autossl.AutoSSLResult()
+        )
+        assert [d.vhost for d in budgets.deferred()] == ["g2.test"]
+        # The user issued g2 from the cPanel page: the next plan no longer has it.
+        autossl._reserve(budgets, {"gil": plan()}, "ip", NOW + 60, autossl.AutoSSLResult())
+        assert budgets.deferred() == []
