@@ -146,12 +146,13 @@ def plan_mails(
     before: dict[str, VhostState],
     settings: Settings,
     *,
-    failure_mailed_at: Callable[[str], int],
+    mailed_at: Callable[[str, str], int],
     now: int,
 ) -> list[tuple[str, list[MailItem]]]:
     """Which messages a worker's report calls for, as (kind, items): renewals (unless the server
     or the user turned them off), failures (each vhost at most once per 48 hours), and websites
-    no longer renewed (once, when that happens). `before` is the state before this report."""
+    no longer renewed (when that happens, or is first seen; at most once per 48 hours too).
+    `before` is the state before this report; `mailed_at(vhost, kind)` when that last went."""
     renewed: list[MailItem] = []
     failed: list[MailItem] = []
     left: list[MailItem] = []
@@ -160,11 +161,12 @@ def plan_mails(
         if out.action == RENEWED:
             renewed.append(item)
         elif out.action == FAILED:
-            if now - failure_mailed_at(out.vhost) >= FAILURE_MAIL_INTERVAL:
+            if now - mailed_at(out.vhost, FAILED) >= FAILURE_MAIL_INTERVAL:
                 failed.append(item)
         elif out.action in _LEFT_ALONE_REASONS:
             old = before.get(out.vhost)
-            if old is not None and old.status != out.action:
+            changed = old is None or old.status != out.action
+            if changed and now - mailed_at(out.vhost, LEFT_ALONE) >= FAILURE_MAIL_INTERVAL:
                 left.append(MailItem(out.vhost, out.names, 0, _LEFT_ALONE_REASONS[out.action]))
     mails: list[tuple[str, list[MailItem]]] = []
     if renewed and settings.send_success_mail and not report.disable_mail:

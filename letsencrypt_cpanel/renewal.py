@@ -178,7 +178,7 @@ class _Cycle:
             report,
             before,
             self.settings,
-            failure_mailed_at=lambda vhost: self.db.mail_sent_at(work.user, vhost, "failed"),
+            mailed_at=lambda vhost, kind: self.db.mail_sent_at(work.user, vhost, kind),
             now=self.now,
         )
         self.db.record_report(work.user, work.skip, report, self.now)

@@ -128,22 +128,22 @@ def test_mail_plan_respects_switches_and_throttle(db: StateDB) -> None:
     db.record_report("u", frozenset(), report(ok("x", NOW)), NOW - DAY)
     before = {r.vhost: r for r in db.vhosts("u")}
 
-    def never(vhost: str) -> int:
+    def never(vhost: str, kind: str) -> int:
         return 0
 
     kinds = [k for k, _ in plan_mails(report(renewed, failed, replaced), before, Settings(),
-                                      failure_mailed_at=never, now=NOW)]  # fmt: skip
+                                      mailed_at=never, now=NOW)]  # fmt: skip
     assert kinds == [RENEWED, FAILED, LEFT_ALONE]
     quiet = plan_mails(
-        report(renewed, failed, disable_mail=True), {}, Settings(), failure_mailed_at=never, now=NOW
+        report(renewed, failed, disable_mail=True), {}, Settings(), mailed_at=never, now=NOW
     )
     assert [k for k, _ in quiet] == [FAILED]  # the user's switch is about successes only
     recent = plan_mails(
-        report(failed), {}, Settings(), failure_mailed_at=lambda v: NOW - 47 * HOUR, now=NOW
+        report(failed), {}, Settings(), mailed_at=lambda v, k: NOW - 47 * HOUR, now=NOW
     )
     assert recent == []
     off = Settings(send_success_mail=False, send_failure_mail=False)
-    assert plan_mails(report(renewed, failed), {}, off, failure_mailed_at=never, now=NOW) == []
+    assert plan_mails(report(renewed, failed), {}, off, mailed_at=never, now=NOW) == []
 
 
 @pytest.mark.parametrize(

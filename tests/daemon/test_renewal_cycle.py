@@ -9,6 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.daemon.conftest import Bed
+from tests.sandbox.pki import TestCA
 
 
 def spki(cert: x509.Certificate) -> bytes:
@@ -102,3 +103,31 @@ def test_success_mail_off_by_the_user_or_server_wide_and_the_hook_runs(bed: Bed)
     assert "2 renewed" in out
     assert len(bed.mailbox.messages) == 1
     assert not seen.exists() and "writable by group or others" in out
+
+
+def test_a_replaced_certificate_is_left_alone_and_reported_once(bed: Bed) -> None:
+    sb = bed.sandbox
+    sb.add_user("dave", "dave.test", email="dave@mail.test")
+    bed.issue("dave", "dave.test")
+    bed.set("renewal_days", "30")
+    # Dave installs a certificate from another CA through cPanel's own interface.
+    leaf = TestCA("Other Commercial CA").leaf(["dave.test"])
+    reply = sb.uapi(
+        sb.login("dave"),
+        "SSL",
+        "install_ssl",
+        {"domain": "dave.test", "cert": leaf.cert, "key": leaf.key, "cabundle": leaf.chain},
+    )
+    assert reply.json()["status"] == 1, reply.json()
+    out = bed.once()
+    assert "dave dave.test: replaced" in out, out
+    served = sb.fetch_site_cert("dave.test")
+    assert served == x509.load_pem_x509_certificate(leaf.cert.encode())  # not overwritten
+    mails = bed.mailbox.to("dave@mail.test")
+    assert len(mails) == 1 and "no longer renewed" in mails[0]["Subject"]
+    assert "another certificate was installed" in mails[0].get_content()
+    with bed.state() as db:
+        assert db.vhost("dave", "dave.test").status == "replaced"  # type: ignore[union-attr]
+    out = bed.once()
+    assert "0 user(s) run" in out, out  # left alone until the weekly sweep looks again
+    assert len(bed.mailbox.to("dave@mail.test")) == 1
