@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.daemon.conftest import bed  # noqa: F401 - a test bed of its own (daemon, SMTP)
 from tests.fixtures.lecp import LeCp, configure
 from tests.fixtures.pebble import PebbleInstance
 from tests.fixtures.plugin_pages import enable_plugin_feature, install_cpanel_page
