@@ -109,6 +109,9 @@ def test_first_run_spends_exactly_the_account_budget(populated: Bed) -> None:
 
     status = json.loads(bed.lecp.ok("autossl", "status", "--json"))
     assert len(status["deferred"]) == 45
+    text = bed.lecp.ok("autossl", "status")
+    assert "AutoSSL is on" in text and f"left off {ELSEWHERE}: resolves to 10.0.0.1" in text
+    assert "deferred as0020 a2-as0020.test: rate limit new_accounts" in text
     assert status["report"]["users"]["as0002"]["vhosts"]
 
 
@@ -144,6 +147,8 @@ def test_next_run_secures_the_deferred_and_every_good_vhost(populated: Bed) -> N
 
 def test_le_cp_run_for_one_user(populated: Bed) -> None:
     bed = populated
+    text = bed.lecp.ok("autossl", "run", "--user", "as0003")
+    assert f"as0003 {EXCLUDED}: nothing_to_do" in text and "excluded by the pattern" in text
     proc = bed.lecp.run("autossl", "run", "--user", "as0002", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)

@@ -74,6 +74,8 @@ def test_issued_installed_on_every_service_and_the_pin_follows(short_bed: Bed) -
     bed.sandbox.add_user("pinned", "pinned.test")
     assert "pinned.test" in bed.lecp.ok("ssl", "list", "--user", "pinned")
 
+    text = bed.lecp.ok("hostcert", "status")
+    assert f"extra names: {EXTRA}" in text and "exim" in text and "last attempt" in text
     status = json.loads(bed.lecp.ok("hostcert", "status", "--json"))
     assert {s["problem"] for s in status["services"]} == {""}
     assert status["last_result"] == "issued"
