@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -48,6 +49,9 @@ MAX_ANSWER = 64 * 1024
 READ_TIMEOUT = 3.0
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 PRIVATE_SOCKET_DIR = "/var/run/letsencrypt-cpanel"
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 class RootServiceError(Error):
@@ -264,8 +268,21 @@ def spawn_root_service(
         argv += ["--uid", str(uid)]
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "LANG")}
     env["LECP_ROOT"] = str(settings.root)
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        # A `kill -9` of the daemon (or of le-cp) must not leave the service running alone.
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)  # the parent died before the prctl took effect
+
     process = subprocess.Popen(
-        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=die_with_parent,  # callers spawn before they start threads
     )
     service = RootService(process, where)
     assert process.stdout is not None
