@@ -227,7 +227,12 @@ class _Cycle:
         hook = self.settings.post_renewal_hook
         if not hook or not self.result.renewed:
             return
-        renewed: list[JSONValue] = [{"user": u, "vhost": v} for u, v in self.result.renewed]
+        renewed: list[JSONValue] = []
+        for user, vhost in self.result.renewed:
+            row = self.db.vhost(user, vhost)
+            names: list[JSONValue] = list(row.names) if row else []
+            not_after = row.not_after if row else 0
+            renewed.append({"user": user, "vhost": vhost, "names": names, "not_after": not_after})
         summary: dict[str, JSONValue] = {
             "event": "renewed",
             "hostname": self.hostname,

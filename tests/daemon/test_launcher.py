@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from letsencrypt_cpanel.config import load_settings
+from letsencrypt_cpanel.config import Settings, load_settings
 from letsencrypt_cpanel.root_service import RootServiceError, ask_root
 from letsencrypt_cpanel.state import StateDB, daemon_pid
 from tests.daemon.conftest import Bed
@@ -47,7 +47,7 @@ def test_detached_daemon_pid_file_and_signals(bed: Bed) -> None:
     bed.issue("solo", "solo.test")
     bed.set("renewal_interval_hours", "1000")
     settings = load_settings({"LECP_ROOT": str(bed.root)})
-    pid_file, log_file = settings.daemon_pid_file, settings.daemon_log_file
+    pid_file = settings.daemon_pid_file
     # A pid file left by a crash (nobody holds its lock) must not block the start.
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text("999999\n")
@@ -55,6 +55,15 @@ def test_detached_daemon_pid_file_and_signals(bed: Bed) -> None:
     started = bed.daemon()
     assert started.returncode == 0, started.stderr
     pid = daemon_pid(settings)  # written before the start command returned
+    try:
+        _signals_and_stop(bed, settings, pid)
+    finally:
+        if pid and _alive(pid):
+            os.kill(pid, signal.SIGKILL)  # a failed test leaves no daemon behind
+
+
+def _signals_and_stop(bed: Bed, settings: Settings, pid: int | None) -> None:
+    pid_file, log_file = settings.daemon_pid_file, settings.daemon_log_file
     assert pid and _alive(pid) and pid_file.read_text() == f"{pid}\n"
     assert "running (pid" in bed.lecp.ok("daemon", "status")
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -94,6 +95,9 @@ def test_success_mail_off_by_the_user_or_server_wide_and_the_hook_runs(bed: Bed)
     summary = json.loads(seen.read_text())
     assert summary["event"] == "renewed"
     assert sorted(r["user"] for r in summary["renewed"]) == ["loud", "quiet"]
+    loud = next(r for r in summary["renewed"] if r["user"] == "loud")
+    assert loud["vhost"] == "loud.test" and loud["names"] == ["loud.test"]
+    assert loud["not_after"] > time.time() + 19 * 86400
     assert "PRIVATE KEY" not in seen.read_text()
 
     bed.set("send_success_mail", "false")
