@@ -173,9 +173,13 @@ class SelfCheck:
         except SelfCheckFailed as exc:
             return f"and {url.hostname} cannot be reached: {exc.detail}"
         query = f"?{url.query}" if url.query else ""
-        result = self.fetch(
-            url.hostname, address, (url.path or "/") + query, tls=url.scheme == "https"
-        )
+        tls = url.scheme == "https"
+        try:
+            result = self.fetch(url.hostname, address, (url.path or "/") + query, tls=tls)
+        except (OSError, http.client.HTTPException) as exc:
+            port = self.https_port if tls else self.http_port
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            return f"and {url.hostname} cannot be fetched at {address}:{port} ({why}). {advice}"
         if result.status == 200 or 300 <= result.status < 400:
             return result
         return f"and {url.hostname} answers HTTP {result.status} there. {advice}"

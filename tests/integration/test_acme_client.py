@@ -237,7 +237,7 @@ class _Meddling(WebrootSolver):
 
 @pytest.mark.parametrize(
     ("meddle", "expected"),
-    [("content", "other content"), ("redirect", "redirects (302) to https://")],
+    [("content", "other content"), ("redirect", "redirects (302 to https://")],
 )
 def test_selfcheck_failure_stops_before_the_challenge_is_answered(
     ca: PebbleInstance, site: DocrootServer, docroot: Path, meddle: str, expected: str
