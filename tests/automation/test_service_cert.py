@@ -140,3 +140,26 @@ def test_a_failure_is_mailed_and_recorded(short_bed: Bed) -> None:
     mails = bed.mailbox.to("admin@mail.test")
     assert len(mails) == 1 and "failed" in mails[0]["Subject"]
     assert {s["certificate_info"]["is_self_signed"] for s in services(bed).values()} != {0}
+
+
+def test_a_failed_install_is_retried_from_the_saved_certificate(short_bed: Bed) -> None:
+    bed = short_bed
+    bed.sandbox.set_fault("whm:install_service_ssl_certificate", "status0", times=1)
+    settings = bed.settings()
+    first = service_certs.run_once(settings, bed.root_side().whm, time.time())
+    assert first.action == service_certs.FAILED and "Not installed on cpanel" in first.error
+    assert sorted(first.installed_on) == ["dovecot", "exim", "ftp"]
+    saved = load_state(settings).current
+    assert saved is not None
+    with Budgets.open(settings) as budgets:
+        orders = budgets.used(NEW_ORDERS, service_certs.ROOT_ACCOUNT, time.time())
+    # The next run installs the saved certificate on cpanel; nothing is ordered again.
+    second = service_certs.run_once(settings, bed.root_side().whm, time.time())
+    assert second.action == service_certs.REINSTALLED, second.error
+    assert second.installed_on == ["cpanel"] and second.pin_followed
+    assert (
+        presented(bed.sandbox.whm_port).serial_number
+        == x509.load_pem_x509_certificate(saved.cert_pem.encode()).serial_number
+    )
+    with Budgets.open(settings) as budgets:
+        assert budgets.used(NEW_ORDERS, service_certs.ROOT_ACCOUNT, time.time()) == orders == 1
