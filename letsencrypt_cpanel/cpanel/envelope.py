@@ -8,7 +8,7 @@ transport returns the WHM API 1 envelope after `check_whm_envelope` accepted it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ..errors import CpanelAPIError, CpanelTransportError
@@ -100,9 +100,17 @@ def check_whm_envelope(func: str, envelope: Any, *, transport: str) -> dict[str,
     raise CpanelAPIError("", func, [reason], transport=transport)
 
 
-def decode_json(body: bytes, module: str, func: str, *, transport: str) -> Any:
+def decode_json(
+    body: bytes,
+    module: str,
+    func: str,
+    *,
+    transport: str,
+    object_hook: Callable[[dict[str, Any]], Any] | None = None,
+) -> Any:
     """Decode a JSON body, turning HTML or garbage into a transport error that never quotes the
-    body (it may hold a certificate or a session)."""
+    body (it may hold a certificate or a session). `object_hook`: json.loads', for callers that
+    turn each object into something smaller as it is read (WHM listings of a whole server)."""
     text = body.decode("utf-8", errors="replace").lstrip()
     if not text:
         raise CpanelTransportError(module, func, ["the answer was empty"], transport=transport)
@@ -111,7 +119,7 @@ def decode_json(body: bytes, module: str, func: str, *, transport: str) -> Any:
             module, func, ["the answer was HTML or XML, not JSON"], transport=transport
         )
     try:
-        return json.loads(text)
+        return json.loads(text, object_hook=object_hook)
     except json.JSONDecodeError as exc:
         raise CpanelTransportError(
             module,

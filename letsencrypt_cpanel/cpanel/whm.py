@@ -61,9 +61,19 @@ class WhmAPI:
         )
 
     def fetch_ssl_vhosts(self) -> list[SslVhost]:
-        """Every SSL vhost on the server with its certificate (cpanel-api.md §3)."""
-        data = self._data("fetch_ssl_vhosts", {})
-        return [parsing.ssl_vhost(o) for o in as_list(data.get("vhosts")) if isinstance(o, dict)]
+        """Every SSL vhost on the server with its certificate (cpanel-api.md §3). Over HTTPS each
+        vhost becomes its `SslVhost` as the JSON is read, never a whole server's dicts at once
+        (peak memory of the daemon's cycle; bench/)."""
+        parsed_call = getattr(self.transport, "call_whm_parsed", None)
+        if parsed_call is None:
+            data = self._data("fetch_ssl_vhosts", {})
+        else:
+            data = as_dict(parsed_call("fetch_ssl_vhosts", {}, _ssl_vhost_hook).get("data"))
+        return [
+            o if isinstance(o, SslVhost) else parsing.ssl_vhost(o)
+            for o in as_list(data.get("vhosts"))
+            if isinstance(o, dict | SslVhost)
+        ]
 
     def fetch_service_ssl_components(self) -> list[ServiceCert]:
         """The service certificates (cpanel, exim, dovecot, ftp); keys are dropped."""
@@ -114,3 +124,11 @@ class WhmAPI:
         if not token:
             raise CpanelAPIError("", "api_token_create", ["no token in the answer"])
         return token
+
+
+def _ssl_vhost_hook(obj: dict[str, Any]) -> Any:
+    """json.loads' object_hook for fetch_ssl_vhosts: a vhost (its `crt` already read) becomes
+    its model at once; anything else stays as it is."""
+    if "servername" in obj and "crt" in obj:
+        return parsing.ssl_vhost(obj)
+    return obj
