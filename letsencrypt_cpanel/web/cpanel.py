@@ -15,11 +15,21 @@ CSRF token in `csrf_token` or `X-CSRF-Token`, read from `data.csrf_token` of the
     GET  ?action=progress&vhost=V          the step an issue in flight is on
     GET  ?action=settings                  {"send_success_mail": bool}
     POST action=issue vhost=V name=N...    [key_type=rsa:2048|rsa:4096|ecdsa:p-256|ecdsa:p-384]
-    POST action=reinstall|remove vhost=V
+                                           [challenge=|http-01|dns-01] [dry_run=0|1]
+    POST action=reinstall vhost=V
+    POST action=remove vhost=V             [revoke=0|1] [reason=unspecified|keyCompromise|...]
     POST action=settings send_success_mail=0|1
 
+A name may be a wildcard `*.N` of a name N of the website (validated with dns-01: the domain's
+zone must be on this server). `challenge` empty is Automatic (http-01; dns-01 for wildcards, or
+when the site does not answer http-01 and its zone is here). `dry_run`: issue from the staging
+CA, install and save nothing; `data.dry_run` says so. `remove` with `revoke` revokes at the CA
+first (reasons: issue_plan.REVOCATION_REASONS); its `data` is `{"vhost", "revoked", "reason"}`.
+
 Replies are `{"success", "errors", "data"}`: 400 bad input, 403 refused (CSRF, feature, a name
-not of the website), 404 a website not of this account, 409 busy, 502 the CA or cPanel failed.
+not of the website), 404 a website not of this account, 409 busy (or already revoked), 422 dns-01
+impossible (no zone of this account holds the name), 502 the CA or cPanel failed, 504 the zone's
+nameservers never served the dns-01 record.
 FleetSSL's `api_function=` names and fields (`virtual_host`, `dns_identifiers`) are accepted.
 
 This module and Home stay light (no `acme`, `requests`, `josepy`, no key generation): the

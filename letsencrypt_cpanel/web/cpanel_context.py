@@ -28,11 +28,20 @@ if TYPE_CHECKING:
 class PageIssuer(Protocol):
     """What the page needs of `issuance.Issuer` (a protocol, so Home never imports it)."""
 
-    def issue(self, raw_names: Sequence[str], key_type: str | None = None) -> IssueResult: ...
+    def issue(
+        self,
+        raw_names: Sequence[str],
+        key_type: str | None = None,
+        *,
+        challenge: str = "",
+        dry_run: bool = False,
+    ) -> IssueResult: ...
 
     def reinstall(self, vhost_name: str) -> IssueResult: ...
 
-    def remove(self, vhost_name: str) -> None: ...
+    def remove(
+        self, vhost_name: str, *, revoke: bool = False, reason: str = "unspecified"
+    ) -> None: ...
 
 
 IssuerFactory = Callable[

@@ -17,7 +17,7 @@ from ..certificates import host_for, statuses
 from ..config import KEY_TYPES
 from ..cpanel.models import Vhost
 from ..errors import Error, NameRefused, RecordError
-from ..names import normalize_name
+from ..names import is_wildcard, normalize_name, wildcard_base
 from ..record_format import CertificateEntry, Record
 from . import one_time_message
 from .cpanel_context import PageContext, PageIssuer
@@ -31,6 +31,21 @@ KEY_TYPE_LABELS = {
     "rsa:4096": "RSA 4096 bits",
     "ecdsa:p-256": "ECDSA P-256 (smaller, faster)",
     "ecdsa:p-384": "ECDSA P-384",
+}
+# "" is Automatic: http-01, or dns-01 for a wildcard or when the site does not answer http-01
+# and its zone is on this server (issue_plan.OrderPlan).
+CHALLENGE_LABELS = {
+    "": "Automatic",
+    "http-01": "HTTP (http-01)",
+    "dns-01": "DNS (dns-01)",
+}
+_CHALLENGE_ALIASES = {"auto": "", "automatic": "", "http": "http-01", "dns": "dns-01"}
+REVOCATION_REASON_LABELS = {
+    "unspecified": "No particular reason",
+    "keyCompromise": "The private key was exposed or stolen (key compromise)",
+    "affiliationChanged": "The website's owner or details changed (affiliation changed)",
+    "superseded": "Replaced by another certificate (superseded)",
+    "cessationOfOperation": "The website is closed or the names are no longer used",
 }
 KIND_LABELS = {"main": "Main domain", "addon": "Addon domain", "sub": "Subdomain"}
 _TRUE = ("1", "on", "true", "yes")
@@ -138,12 +153,15 @@ def issue_form(ctx: PageContext) -> Response:
     if entry is not None and entry.key_type in KEY_TYPES:
         key_type = entry.key_type
     names = [(name, name in ticked) for name in vhost.names]
+    wildcards = {name: f"*.{name}" in ticked for name in vhost.names}
     if ctx.wants_json:
         data = {
             "vhost": vhost.domain,
-            "names": [{"name": n, "ticked": t} for n, t in names],
+            "names": [{"name": n, "ticked": t, "wildcard": wildcards[n]} for n, t in names],
             "key_types": list(KEY_TYPES),
             "key_type": key_type,
+            "challenges": list(CHALLENGE_LABELS),
+            "challenge": "",
             "csrf_token": ctx.csrf.token(),
         }
         return json_response(200, success=True, data=data)
@@ -151,8 +169,10 @@ def issue_form(ctx: PageContext) -> Response:
         "cpanel/issue.html",
         vhost=vhost,
         names=names,
+        wildcards=wildcards,
         key_types=KEY_TYPE_LABELS,
         key_type=key_type,
+        challenges=CHALLENGE_LABELS,
         running=ProgressFile(ctx.nvdata).read(vhost.domain),
         message=one_time_message.take(ctx.nvdata),
     )
@@ -206,7 +226,22 @@ def remove_confirm(ctx: PageContext) -> Response:
     entry = _entry(ctx, vhost)
     if ctx.wants_json:
         raise PageError(405, "Remove is a POST with the CSRF token.")
-    return ctx.render("cpanel/remove.html", vhost=vhost, entry=entry)
+    revoke = ctx.request.value("revoke").lower() in _TRUE
+    return ctx.render(
+        "cpanel/remove.html",
+        vhost=vhost,
+        entry=entry,
+        revoke=revoke,
+        reasons=_revocation_reasons() if revoke else {},
+    )
+
+
+def _revocation_reasons() -> dict[str, str]:
+    """The reasons a subscriber may give (issue_plan.REVOCATION_REASONS), in words."""
+    # Imported here: issue_plan loads the challenge solvers, which Home must not pay for.
+    from ..issue_plan import REVOCATION_REASONS
+
+    return {name: REVOCATION_REASON_LABELS.get(name, name) for name in REVOCATION_REASONS}
 
 
 def settings_form(ctx: PageContext) -> Response:
@@ -236,33 +271,75 @@ def issue(ctx: PageContext) -> Response:
     back = ctx.url("issue", vhost=vhost.domain)
     if not raw:
         raise PageError(400, "Tick at least one name for the certificate, then press Issue.")
+    names = _names_of(vhost, raw)
+    key_type = ctx.request.value("key_type") or ctx.settings.default_key_type
+    if key_type not in KEY_TYPES:
+        raise PageError(400, f"Unknown key type {key_type!r}; choose one of the list.")
+    challenge = _challenge(ctx.request.value("challenge", "challenge_method"))
+    if challenge == "http-01" and any(is_wildcard(n) for n in names):
+        raise PageError(
+            400,
+            "A wildcard can only be validated through DNS: choose Automatic or DNS, or untick "
+            "Wildcard.",
+        )
+    dry_run = ctx.request.value("dry_run").lower() in _TRUE
+    options: dict[str, Any] = {}
+    if challenge:
+        options["challenge"] = challenge
+    if dry_run:
+        options["dry_run"] = True
+
+    def work(issuer: PageIssuer) -> Response:
+        result = issuer.issue(names, key_type, **options)
+        # getattr: an issuer from before issue 7 (a test's fake) has neither field.
+        method = str(getattr(result, "challenge_method", "") or "")
+        how = CHALLENGE_LABELS.get(method, method)
+        if getattr(result, "dry_run", False):
+            text = (
+                f"Test only (dry run), nothing changed: the staging certificate authority "
+                f"issued a test certificate for {', '.join(result.names)}"
+                + (f", validated through {how}" if how else "")
+                + ". It was not installed or saved, and your website keeps the certificate it "
+                "had. Press Issue to get the real certificate."
+            )
+            return _ok(ctx, result.summary(), text, back)
+        done = "The saved certificate was installed" if result.reused_saved else "Issued"
+        text = (
+            f"{done}: {vhost.domain} is secured until {format_date(result.not_after)} "
+            f"({', '.join(result.names)}). It renews by itself before then."
+        )
+        return _ok(ctx, result.summary(), text)
+
+    return _busy_work(ctx, vhost, back, work)
+
+
+def _names_of(vhost: Vhost, raw: list[str]) -> list[str]:
+    """The names asked for, normalized; each a name of `vhost` or `*.` and one of its names."""
     names = []
     for name in raw:
         try:
-            normal = normalize_name(name)
+            normal = normalize_name(name, allow_wildcard=True)
         except NameRefused as exc:
             raise PageError(400, f"{exc} Untick it, or correct it.") from exc
-        if normal not in vhost.names:
+        if wildcard_base(normal) not in vhost.names:
             raise PageError(
                 403,
                 f"{name!r} is not a name of the website {vhost.domain}: only its own names can "
                 "go on its certificate.",
             )
         names.append(normal)
-    key_type = ctx.request.value("key_type") or ctx.settings.default_key_type
-    if key_type not in KEY_TYPES:
-        raise PageError(400, f"Unknown key type {key_type!r}; choose one of the list.")
+    return names
 
-    def work(issuer: PageIssuer) -> Response:
-        result = issuer.issue(names, key_type)
-        how = "The saved certificate was installed" if result.reused_saved else "Issued"
-        text = (
-            f"{how}: {vhost.domain} is secured until {format_date(result.not_after)} "
-            f"({', '.join(result.names)}). It renews by itself before then."
+
+def _challenge(raw: str) -> str:
+    """The challenge method asked ("" is Automatic); 400 for anything else."""
+    value = raw.strip().lower()
+    value = _CHALLENGE_ALIASES.get(value, value)
+    if value not in CHALLENGE_LABELS:
+        raise PageError(
+            400, f"Unknown challenge {raw!r}; choose Automatic, HTTP (http-01) or DNS (dns-01)."
         )
-        return _ok(ctx, result.summary(), text)
-
-    return _busy_work(ctx, vhost, back, work)
+    return value
 
 
 def reinstall(ctx: PageContext) -> Response:
@@ -280,14 +357,27 @@ def reinstall(ctx: PageContext) -> Response:
 def remove(ctx: PageContext) -> Response:
     vhost = ctx.vhost()
     _entry(ctx, vhost)
+    revoke = ctx.request.value("revoke").lower() in _TRUE
+    asked = ctx.request.value("reason") or "unspecified"
+    known = {name.lower(): name for name in _revocation_reasons()} if revoke else {}
+    reason = known.get(asked.strip().lower(), "")
+    if revoke and not reason:
+        raise PageError(400, f"Unknown revocation reason {asked!r}; choose one of the list.")
 
     def work(issuer: PageIssuer) -> Response:
-        issuer.remove(vhost.domain)
+        if revoke:
+            issuer.remove(vhost.domain, revoke=True, reason=reason)
+        else:
+            issuer.remove(vhost.domain)
         text = (
             f"The plugin's certificate was removed from {vhost.domain}; it is no longer renewed. "
             "Use Issue to secure it again."
         )
-        return _ok(ctx, None, text)
+        if revoke:
+            label = REVOCATION_REASON_LABELS.get(reason, reason)
+            text = f"Revoked at the certificate authority (reason: {label}). " + text
+        data = {"vhost": vhost.domain, "revoked": True, "reason": reason} if revoke else None
+        return _ok(ctx, data, text)
 
     return _busy_work(ctx, vhost, ctx.url(), work)
 

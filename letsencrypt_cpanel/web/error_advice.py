@@ -21,6 +21,19 @@ from ..errors import (
 )
 from .responses import BadRequest
 
+# `ChallengeFailed.kind` of the dns-01 failures (dns_challenge.py, dns_wait.py; named here, not
+# imported: those modules load dnspython, which the page's light modules must not).
+DNS_ZONE = "dns-zone"  # no zone of this account holds the name (its DNS is elsewhere)
+DNS_PROPAGATION = "dns-propagation"  # the zone's nameservers never served the TXT record
+DNS_EDIT = "dns"  # cPanel refused to add the TXT record
+ALREADY_REVOKED = "alreadyRevoked"  # RFC 8555 §6.7
+
+_KIND_STATUS = {
+    DNS_ZONE: 422,  # the request cannot work for this name as things stand; no retry helps
+    DNS_PROPAGATION: 504,  # the nameservers did not answer in time
+    ALREADY_REVOKED: 409,
+}
+
 
 class PageError(Exception):
     """A request the page refuses before any work: bad input, CSRF, a vhost not the user's."""
@@ -37,6 +50,8 @@ def status_for(exc: BaseException) -> int:
         return 400
     if isinstance(exc, RecordError):
         return 409  # in practice: a renewal holds the user's lock right now
+    if isinstance(exc, AcmeError) and exc.kind in _KIND_STATUS:
+        return _KIND_STATUS[exc.kind]
     if isinstance(exc, AcmeError | InstallFailed | CpanelAPIError):
         return 502
     return 500
@@ -46,6 +61,29 @@ def message_for(exc: BaseException) -> str:
     text = str(exc) or "Something went wrong."
     if isinstance(exc, RateLimited):
         return text
+    if isinstance(exc, ChallengeFailed) and exc.kind == DNS_ZONE:
+        return (
+            f"{text} A wildcard, and the DNS choice, work only for a domain whose DNS this "
+            "server hosts. Untick Wildcard and choose Automatic or HTTP, or move the domain's "
+            "DNS to this server (your host can tell you its nameservers), then try again."
+        )
+    if isinstance(exc, ChallengeFailed) and exc.kind == DNS_PROPAGATION:
+        return (
+            f"{text} The domain's nameservers are probably not this server's. Check at your "
+            "domain registrar which nameservers the domain uses; if they are elsewhere, untick "
+            "Wildcard and choose Automatic or HTTP. If they are this server's, try again in a "
+            "few minutes."
+        )
+    if isinstance(exc, ChallengeFailed) and exc.kind == DNS_EDIT:
+        return (
+            f"{text} Try again in a few minutes; if it keeps failing, send this message to "
+            "your hosting provider."
+        )
+    if isinstance(exc, AcmeError) and exc.kind == ALREADY_REVOKED:
+        return (
+            "The certificate authority says this certificate is already revoked. Use Remove "
+            "(without revoking) to take it off the website."
+        )
     if isinstance(exc, ChallengeFailed):
         return (
             f"{text} Make sure this name points at this server (its DNS A and AAAA records) and "

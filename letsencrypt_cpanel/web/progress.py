@@ -28,6 +28,11 @@ STEP_TEXTS = {
     "downloading": "Downloading the certificate",
     "installing": "Installing the certificate on your website",
     "installing the saved certificate": "Installing the saved certificate on your website",
+    "revoking": "Revoking the certificate at the certificate authority",
+    "the site does not answer http-01: validating through DNS instead": (
+        "Your website did not answer the check over HTTP: proving control through its DNS "
+        "zone on this server instead"
+    ),
     "done": "Done",
     "failed": "Stopped",
 }
