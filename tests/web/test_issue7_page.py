@@ -32,15 +32,18 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
         yield running
 
 
-def san(cert: x509.Certificate) -> set[str]:
+def served_names(bed: Bed, name: str) -> set[str]:
+    """The names of the certificate the site presents for SNI `name`."""
+    cert = bed.sandbox.fetch_site_cert(name)
     ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     return set(ext.value.get_values_for_type(x509.DNSName))
 
 
-def record(bed: Bed, user: str) -> dict[str, Any]:
+def saved_certificates(bed: Bed, user: str) -> dict[str, Any]:
+    """The certificates in the user's record (none when it was never written)."""
     path = bed.root / "home" / user / ".cpanel/nvdata/letsencrypt-cpanel"
-    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-    return data
+    saved: dict[str, Any] = json.loads(path.read_text()).get("certificates", {})
+    return saved
 
 
 def serial_of(bed: Bed, name: str) -> str:
@@ -68,9 +71,9 @@ def test_wildcard_and_base_issued_from_the_form(bed: Bed) -> None:
     assert client.rows()["pwild.test"]["status"] == "secured"
 
     # The site serves it, for the base name and for any one-label subdomain.
-    assert san(bed.sandbox.fetch_site_cert("pwild.test")) == {"pwild.test", "*.pwild.test"}
-    assert san(bed.sandbox.fetch_site_cert("www.pwild.test")) == {"pwild.test", "*.pwild.test"}
-    entry = record(bed, user)["certificates"]["pwild.test"]
+    assert served_names(bed, "pwild.test") == {"pwild.test", "*.pwild.test"}
+    assert served_names(bed, "www.pwild.test") == {"pwild.test", "*.pwild.test"}
+    entry = saved_certificates(bed, user)["pwild.test"]
     assert entry["challenge_method"] == "dns-01"
     assert "_acme-challenge" not in bed.zone_text("pwild.test")
 
@@ -102,7 +105,7 @@ def test_a_dry_run_changes_nothing(bed: Bed) -> None:
     assert "not installed or saved" in message.group(1)
 
     assert bed.sandbox.fetch_site_cert("pdry.test").serial_number == before
-    assert record(bed, user).get("certificates", {}) == {}
+    assert saved_certificates(bed, user) == {}
     row = re.search(r'<tr data-vhost="pdry\.test".*?</tr>', client.html(), re.S)
     assert row is not None and "Not secured" in row.group(0)
 
@@ -153,7 +156,7 @@ def test_remove_and_revoke_from_the_page(bed: Bed) -> None:
     assert "Revoked at the certificate authority (reason: The private key was exposed" in home
     status = bed.pebble.cert_status(serial)
     assert status["Status"] == "Revoked" and status["Reason"] == 1
-    assert "prev.test" not in record(bed, user)["certificates"]
+    assert "prev.test" not in saved_certificates(bed, user)
     assert client.rows()["prev.test"]["managed"] is False
 
     # The JSON API: revoke and reason in, what was done out.
@@ -221,7 +224,7 @@ def test_json_issue_fields_and_refusals(bed: Bed) -> None:
     data = got.json()["data"]
     assert data["challenge_method"] == "dns-01" and data["dry_run"] is False
     assert set(data["names"]) == {"pjson.test", "*.pjson.test"}
-    assert san(bed.sandbox.fetch_site_cert("pjson.test")) == {"pjson.test", "*.pjson.test"}
+    assert served_names(bed, "pjson.test") == {"pjson.test", "*.pjson.test"}
 
 
 def test_progress_labels_and_advice_for_the_new_steps() -> None:

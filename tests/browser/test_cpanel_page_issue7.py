@@ -1,0 +1,85 @@
+"""The cPanel page in Chromium against a Pebble whose DNS is pebble-challtestsrv: tick Wildcard,
+Issue, watch the progress, see the website Secured with the wildcard on its certificate.
+A Test (dry run) first comes back on the form and changes nothing. Screenshots:
+artifacts/cpanel-wildcard-form.png, cpanel-wildcard-dry-run.png, cpanel-wildcard-home.png."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from cryptography import x509
+from playwright.sync_api import Browser
+
+from tests.browser.test_cpanel_page import ARTIFACTS, WATCH_PROGRESS, browser
+from tests.fixtures.ca_bed import Bed, running_bed
+from tests.fixtures.plugin_pages import enable_plugin_feature, install_cpanel_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.pebble, pytest.mark.root]
+__all__ = ["browser"]  # the module's Chromium, shared with the first browser test
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+    with running_bed(tmp_path_factory.mktemp("issue7-browser")) as running:
+        install_cpanel_page(running.sandbox)
+        enable_plugin_feature(running.sandbox)
+        running.lecp.ok("config", "set", "staging_directory", running.pebble.directory_url)
+        yield running
+
+
+def test_tick_wildcard_issue_see_secured(bed: Bed, browser: Browser) -> None:
+    user = bed.new_user("bwild", "bwild.test")
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    console: list[str] = []
+    errors: list[str] = []
+    page.on("console", lambda msg: console.append(msg.text))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    page.goto(bed.sandbox.login_url(user))
+    page.click("text=letsencrypt-cpanel")
+    page.wait_for_selector("#websites")
+    row = page.locator('tr[data-vhost="bwild.test"]')
+    assert row.get_attribute("data-status") == "not_secured"
+    row.locator("text=Issue").click()
+    page.wait_for_selector("#issue-form")
+
+    wildcard = 'input[name="name"][value="*.bwild.test"]'
+    assert not page.is_checked(wildcard)
+    page.check(wildcard)
+    assert page.input_value("#challenge") == ""  # Automatic
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "cpanel-wildcard-form.png"), full_page=True)
+
+    # Test (dry run) first: the result comes back on the form, and nothing changed.
+    with page.expect_navigation(url=re.compile(r"action=issue"), timeout=120_000):
+        page.click("#test-button")
+    assert "Test only (dry run), nothing changed" in page.inner_text("#message")
+    page.screenshot(path=str(ARTIFACTS / "cpanel-wildcard-dry-run.png"), full_page=True)
+    page.check(wildcard)  # the form offers the saved choice; nothing was saved
+    page.evaluate(WATCH_PROGRESS)
+
+    with page.expect_navigation(url=re.compile(r"letsencrypt\.live\.cgi$"), timeout=120_000):
+        page.click("#issue-button")
+    page.wait_for_selector("#message")
+    shown = [line for line in console if line.startswith("PROGRESS ")]
+    assert any("Proving you control" in line for line in shown), shown
+
+    assert "bwild.test is secured until" in page.inner_text("#message")
+    assert "*.bwild.test" in page.inner_text("#message")
+    row = page.locator('tr[data-vhost="bwild.test"]')
+    assert row.get_attribute("data-status") == "secured"
+    assert "Secured until" in row.inner_text()
+    assert "*.bwild.test" in row.inner_text()
+    shot = ARTIFACTS / "cpanel-wildcard-home.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 1000
+
+    cert = bed.sandbox.fetch_site_cert("www.bwild.test")
+    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert set(ext.value.get_values_for_type(x509.DNSName)) == {"bwild.test", "*.bwild.test"}
+    assert errors == []
+    assert not [line for line in console if "Content Security Policy" in line], console
+    context.close()
