@@ -6,27 +6,19 @@ artifacts/cpanel-wildcard-form.png, cpanel-wildcard-dry-run.png, cpanel-wildcard
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
 from playwright.sync_api import Browser
 
 from tests.browser.test_cpanel_page import ARTIFACTS, WATCH_PROGRESS, browser
-from tests.fixtures.ca_bed import Bed, running_bed
-from tests.fixtures.plugin_pages import enable_plugin_feature, install_cpanel_page
+from tests.fixtures.ca_bed import Bed
+from tests.web.test_issue7_page import bed
 
 pytestmark = [pytest.mark.browser, pytest.mark.pebble, pytest.mark.root]
-__all__ = ["browser"]  # the module's Chromium, shared with the first browser test
-
-
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    with running_bed(tmp_path_factory.mktemp("issue7-browser")) as running:
-        install_cpanel_page(running.sandbox)
-        enable_plugin_feature(running.sandbox)
-        running.lecp.ok("config", "set", "staging_directory", running.pebble.directory_url)
-        yield running
+# Fixtures shared with their modules (each module gets its own): Chromium, and a sandbox with
+# the page installed whose zones feed this module's Pebble's DNS (staging = that Pebble).
+__all__ = ["bed", "browser"]
 
 
 def test_tick_wildcard_issue_see_secured(bed: Bed, browser: Browser) -> None:
