@@ -51,85 +51,89 @@ def values(target: FuzzTarget) -> st.SearchStrategy[str]:
     return st.sampled_from(list(target.known_values)) | markup | st.text(max_size=40)
 
 
-@st.composite
-def requests(draw: st.DrawFn, target: FuzzTarget) -> dict[str, Any]:
+def requests(target: FuzzTarget) -> st.SearchStrategy[dict[str, Any]]:
+    """Hostile requests for `target`. The strategies are built once here: building them in
+    every draw costs more than calling the app."""
+    text_values = values(target)
     name = st.sampled_from(list(target.fields)) | st.text(max_size=12)
-    pairs = st.lists(st.tuples(name, values(target)), max_size=6)
-    method = draw(
-        st.sampled_from(["GET", "POST", "POST", "POST", "HEAD"])
-        if draw(st.integers(0, 9))
-        else st.sampled_from(["PUT", "DELETE", "OPTIONS", "get", "pOsT"])
-        | st.text(string.ascii_letters, min_size=1, max_size=8)
+    pairs = st.lists(st.tuples(name, text_values), max_size=6)
+    usual_method = st.sampled_from(["GET", "POST", "POST", "POST", "HEAD"])
+    odd_method = st.sampled_from(["PUT", "DELETE", "OPTIONS", "get", "pOsT"]) | st.text(
+        string.ascii_letters, min_size=1, max_size=8
     )
-    formed = draw(st.integers(0, 3)) == 0
-    if formed:
-        method = "POST"
     site = st.sampled_from(list(target.sites))
-    query_pairs = draw(pairs)
-    if draw(st.booleans()):
-        get_action = draw(st.sampled_from(list(target.get_actions)))
-        query_pairs[:0] = [("action", get_action), ("vhost", draw(site))]
-    query = draw(st.just(urlencode(query_pairs)) | st.text(max_size=60))
+    get_actions = st.sampled_from(list(target.get_actions))
+    post_actions = st.sampled_from([*target.post_actions, "x"])
+    raw_query = st.text(max_size=60)
     good = target.csrf
-    csrf = draw(st.sampled_from([good, good, good, "", "0" * 64, good[:-1] + "x"]))
-    body_pairs = draw(pairs)
-    names = st.sampled_from(list(target.good_names)) | values(target)
-    if formed or draw(st.booleans()):
-        action = draw(st.sampled_from([*target.post_actions, "x"]))
-        body_pairs[:0] = [("action", action), ("vhost", draw(site)), ("name", draw(names))]
-        body_pairs[:0] = [("user", draw(site)), ("force", draw(st.sampled_from(["1", "0", ""])))]
-    if formed or draw(st.booleans()):
-        body_pairs.append(("csrf_token", csrf))
-    kind = draw(st.sampled_from(["form", "json"] if formed else ["form", "json", "raw", "none"]))
-    json_value: Any = {}
-    if kind == "json":
-        scalars = st.none() | st.booleans() | st.integers() | st.floats() | values(target)
-        nested = st.recursive(scalars, lambda c: st.lists(c, max_size=3))
-        json_value = draw(
-            st.dictionaries(name, nested, max_size=6)
-            | st.recursive(scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(name, c))
-        )
+    csrfs = st.sampled_from([good, good, good, "", "0" * 64, good[:-1] + "x"])
+    names = st.sampled_from(list(target.good_names)) | text_values
+    forces = st.sampled_from(["1", "0", ""])
+    scalars = st.none() | st.booleans() | st.integers() | st.floats() | text_values
+    nested = st.recursive(scalars, lambda c: st.lists(c, max_size=3))
+    json_values = st.dictionaries(name, nested, max_size=6) | st.recursive(
+        scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(name, c)
+    )
+    raw_body = st.binary(max_size=200)
+    raw_ctype = st.sampled_from(["application/json", "text/plain", ""]) | st.text(max_size=20)
+    lengths = st.sampled_from(["", "-1", "abc", "99999999", "0"]) | st.integers(-5, 10_000).map(str)
+    accepts = st.sampled_from(["text/html", "application/json", "*/*", ""]) | st.text(max_size=20)
+    extras = st.dictionaries(
+        st.sampled_from(list(target.fields)).map(lambda f: "HTTP_X_" + f.upper()),
+        text_values,
+        max_size=2,
+    )
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, Any]:
+        method = draw(usual_method if draw(st.integers(0, 9)) else odd_method)
+        formed = draw(st.integers(0, 3)) == 0
         if formed:
-            json_value = {
-                **(json_value if isinstance(json_value, dict) else {}),
-                **dict(body_pairs),
-            }
-        body, ctype = json.dumps(json_value).encode(), "application/json"
-    elif kind == "form":
-        body = urlencode(body_pairs, doseq=True).encode()
-        ctype = "application/x-www-form-urlencoded"
-    elif kind == "raw":
-        body = draw(st.binary(max_size=200))
-        ctype = draw(st.sampled_from(["application/json", "text/plain", ""]) | st.text(max_size=20))
-    else:
-        body, ctype = b"", ""
-    length = draw(
-        st.sampled_from([str(len(body)), str(len(body)), "", "-1", "abc", "99999999", "0"])
-        | st.integers(-5, 10_000).map(str)
-    )
-    accept = draw(
-        st.sampled_from(["text/html", "application/json", "*/*", ""]) | st.text(max_size=20)
-    )
-    extra = draw(
-        st.dictionaries(
-            st.sampled_from(list(target.fields)).map(lambda f: "HTTP_X_" + f.upper()),
-            values(target),
-            max_size=2,
-        )
-    )
-    return {
-        "method": method,
-        "query": query,
-        "body": body,
-        "ctype": ctype,
-        "length": length,
-        "accept": accept,
-        "extra": extra,
-        "csrf_header": draw(st.sampled_from(["", csrf])),
-        "sent": [v for _, v in query_pairs + body_pairs] + list(extra.values()) + [query],
-        "json": json_value,
-        "environ": {},
-    }
+            method = "POST"
+        query_pairs = draw(pairs)
+        if draw(st.booleans()):
+            query_pairs[:0] = [("action", draw(get_actions)), ("vhost", draw(site))]
+        query = urlencode(query_pairs) if draw(st.booleans()) else draw(raw_query)
+        csrf = draw(csrfs)
+        body_pairs = draw(pairs)
+        if formed or draw(st.booleans()):
+            body_pairs[:0] = [("action", draw(post_actions)), ("vhost", draw(site))]
+            body_pairs[2:2] = [("name", draw(names)), ("user", draw(site)), ("force", draw(forces))]
+        if formed or draw(st.booleans()):
+            body_pairs.append(("csrf_token", csrf))
+        kinds = ["form", "json"] if formed else ["form", "json", "raw", "none"]
+        kind = draw(st.sampled_from(kinds))
+        json_value: Any = {}
+        if kind == "json":
+            json_value = draw(json_values)
+            if formed:
+                base = json_value if isinstance(json_value, dict) else {}
+                json_value = {**base, **dict(body_pairs)}
+            body, ctype = json.dumps(json_value).encode(), "application/json"
+        elif kind == "form":
+            body = urlencode(body_pairs, doseq=True).encode()
+            ctype = "application/x-www-form-urlencoded"
+        elif kind == "raw":
+            body, ctype = draw(raw_body), draw(raw_ctype)
+        else:
+            body, ctype = b"", ""
+        length = str(len(body)) if draw(st.booleans()) else draw(lengths)
+        extra = draw(extras)
+        return {
+            "method": method,
+            "query": query,
+            "body": body,
+            "ctype": ctype,
+            "length": length,
+            "accept": draw(accepts),
+            "extra": extra,
+            "csrf_header": draw(st.sampled_from(["", csrf])),
+            "sent": [v for _, v in query_pairs + body_pairs] + list(extra.values()) + [query],
+            "json": json_value,
+            "environ": {},
+        }
+
+    return build()
 
 
 def call(target: FuzzTarget, req: Mapping[str, Any]) -> tuple[int, dict[str, str], bytes]:
