@@ -28,7 +28,7 @@ from tests.fixtures.lecp import LeCp
 from tests.fixtures.plugin_pages import PageClient
 from tests.fixtures.sandbox import RunningSandbox
 
-ROUNDS = 3
+ROUNDS = 2
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int, int]]:
