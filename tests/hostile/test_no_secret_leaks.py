@@ -136,10 +136,11 @@ def test_no_secret_in_argv_environ_logs_or_answers(
             json_api=True,
         )
         assert reply.status == 200, reply.body[:300]
-        outputs.append(reply.body.decode())
+        replies = [reply, client.post({"action": "issue", "vhost": domain, "name": domain})]
         for query in ({"action": "view", "vhost": domain}, {"action": "nonsense"}, None):
-            outputs.append(client.get(query).body.decode())
-            outputs.append(client.get(query, json_api=True).body.decode())
+            replies += [client.get(query), client.get(query, json_api=True)]
+        # Bodies and headers: the links and redirects (URLs) the page hands out included.
+        outputs += [r.body.decode() + repr(r.headers) for r in replies]
     finally:
         next(samplers, None)
     assert sampler.rounds > 20 and len(sampler.pids) > 10, "the sampler really sampled"
