@@ -24,11 +24,15 @@ from pathlib import Path
 
 import pytest
 
+from letsencrypt_cpanel.web.csrf import HMAC_KEY_FILE
+from letsencrypt_cpanel.web.one_time_message import MESSAGE_FILE
+from letsencrypt_cpanel.web.progress import BUSY_LOCK, PROGRESS_FILE
 from tests.fixtures.lecp import LeCp
 from tests.fixtures.plugin_pages import PageClient
 from tests.fixtures.sandbox import RunningSandbox
 
 ROUNDS = 2
+PAGE_FILES = [BUSY_LOCK, PROGRESS_FILE, MESSAGE_FILE, HMAC_KEY_FILE]
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int, int]]:
@@ -71,6 +75,12 @@ class Racer:
             (nvdata / "letsencrypt-cpanel.lock", secret, "symlink"),
             (nvdata / "letsencrypt-cpanel.lock", secret, "hardlink"),
             (nvdata, vault, "symlink"),
+            # The page's own files: busy lock, progress, one-time message, CSRF key.
+            *(
+                (nvdata / name, secret, how)
+                for name in PAGE_FILES
+                for how in ("symlink", "hardlink")
+            ),
             (wk, outside, "symlink"),
             (wk, vault, "symlink"),
             (wk / "acme-challenge", outside, "symlink"),
