@@ -22,7 +22,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from letsencrypt_cpanel.config import Secrets, load_settings
-from letsencrypt_cpanel.cpanel.envelope import Args
 from letsencrypt_cpanel.cpanel.https import build_whm_api
 from letsencrypt_cpanel.cpanel.session import user_session
 from letsencrypt_cpanel.cpanel.tls import load_pinned_tls
@@ -39,6 +38,7 @@ from tests.hostile.wsgi_fuzz import (
     PATHOLOGICAL,
     PATHOLOGICAL_IDS,
     FuzzTarget,
+    Replaying,
     call,
     check_answer,
     plain_post,
@@ -84,23 +84,6 @@ API_FUNCS = [
 ]
 
 
-class ReplayingTransport:
-    """The real session transport; read-only calls are answered again from their first reply."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.seen: dict[str, dict[str, Any]] = {}
-
-    def call_uapi(self, module: str, func: str, args: Args) -> dict[str, Any]:
-        name = f"{module}::{func}"
-        if name not in READ_ONLY:
-            return dict(self.inner.call_uapi(module, func, args))
-        key = name + json.dumps(args, sort_keys=True, default=str)
-        if key not in self.seen:
-            self.seen[key] = self.inner.call_uapi(module, func, args)
-        return json.loads(json.dumps(self.seen[key]))
-
-
 @pytest.fixture(scope="module")
 def target(sandbox: RunningSandbox, lecp: Any, tmp_path_factory: Any) -> Iterator[FuzzTarget]:
     enable_plugin_feature(sandbox)
@@ -120,7 +103,7 @@ def target(sandbox: RunningSandbox, lecp: Any, tmp_path_factory: Any) -> Iterato
 
     session = whm.create_user_session("fuzzcp1u")
     with user_session(session, tls, timeout=20, host="127.0.0.1", port=base.cpanel_port) as api:
-        transport = ReplayingTransport(api.transport)
+        transport = Replaying(api.transport, READ_ONLY)
         app = create_app(
             page_settings,
             lambda env: UserAPI(transport),

@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from letsencrypt_cpanel.config import load_settings
-from letsencrypt_cpanel.cpanel.envelope import Args
 from letsencrypt_cpanel.cpanel.whm import WhmAPI
 from letsencrypt_cpanel.web.rendering import templates_dir
 from letsencrypt_cpanel.web.responses import BadRequest, Request
@@ -37,6 +36,7 @@ from tests.hostile.wsgi_fuzz import (
     PATHOLOGICAL,
     PATHOLOGICAL_IDS,
     FuzzTarget,
+    Replaying,
     call,
     check_answer,
     plain_post,
@@ -78,22 +78,6 @@ OWN, OTHERS = "whmfz1.test", "whmfz2.test"
 USERS = ["root", "root", "root", "boss", "resl", "resl", "whmfz1u", "", "nobody", "root\0"]
 
 
-class ReplayingWhm:
-    """Root's real WHM transport; read-only calls are answered again from their first reply."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.seen: dict[str, dict[str, Any]] = {}
-
-    def call_whm(self, func: str, args: Args) -> dict[str, Any]:
-        if func not in READ_ONLY:
-            return dict(self.inner.call_whm(func, args))
-        key = func + json.dumps(args, sort_keys=True, default=str)
-        if key not in self.seen:
-            self.seen[key] = self.inner.call_whm(func, args)
-        return json.loads(json.dumps(self.seen[key]))
-
-
 @pytest.fixture(scope="module")
 def target(pebble: PebbleInstance) -> Iterator[FuzzTarget]:
     root = make_sandbox_root()
@@ -108,7 +92,7 @@ def target(pebble: PebbleInstance) -> Iterator[FuzzTarget]:
         add_reseller(sandbox, "resl", ["list-accts", "create-acct"])
         set_owner(sandbox, "whmfz1u", "resl")
         page_settings = load_settings({"LECP_ROOT": str(root)})
-        whm = ReplayingWhm(root_whm_api(page_settings).transport)
+        whm = Replaying(root_whm_api(page_settings).transport, READ_ONLY)
         app = create_app(page_settings, lambda s: WhmAPI(whm), templates=templates_dir())
         yield FuzzTarget(
             app=app,
