@@ -52,11 +52,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", help="comma-separated: " + ",".join(BENCHMARKS))
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument(
+        "--table-only", action="store_true", help="print the table of the last runs' figures"
+    )
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else BENCHMARKS
     figures: list[Figure] = []
     missing: list[str] = []
-    for name in chosen:
+    for name in chosen if args.table_only else []:
+        if (OUT / f"bench_{name}.json").exists():
+            figures += load(f"bench_{name}")
+        else:
+            missing.append(f"{name}: no figures in {OUT}")
+    for name in [] if args.table_only else chosen:
         script = REPO / "bench" / f"bench_{name}.py"
         if name == "autossl" and (not script.exists() or not autossl_available()):
             missing.append("2 (AutoSSL over a whole server): `le-cp autossl run` is not there yet")
