@@ -78,6 +78,7 @@ def main() -> int:
         reference=Series("empty Python CGI via page host", floor),
         target="median ≤ 120 ms",
         met=None,
+        floor=True,
         notes=[
             f"`python3 -c pass` alone: {Series('', bare).summary()}",
             f"the page listed the vhosts (sample names found {rows} times)",

@@ -73,15 +73,18 @@ class Figure:
     met: bool | None
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    floor: bool = False  # the reference is a floor (nothing can be faster), not a competitor
 
     @property
     def speedup(self) -> float | None:
-        if self.reference is None or not self.ours.median:
+        if self.reference is None or not self.ours.median or self.floor:
             return None
         return self.reference.median / self.ours.median
 
     def row(self) -> list[str]:
         speed = f"{self.speedup:.1f}×" if self.speedup is not None else "—"
+        if self.floor and self.reference is not None:
+            speed = f"+{(self.ours.median - self.reference.median) * 1000:.0f} ms over the floor"
         verdict = {True: "met", False: "MISSED", None: "—"}[self.met]
         ref = f"{self.reference.label}: {self.reference.summary()}" if self.reference else "—"
         return [self.bench, self.what, self.ours.summary(), ref, speed, self.target, verdict]
