@@ -74,6 +74,10 @@ class WebrootSolver:
     docroots: Mapping[str, Path]
     self_check: SelfCheck | None = None
     challenge_types: tuple[str, ...] = (HTTP01,)
+    # The site owner's home. When given, each docroot must lie inside it and is opened from it
+    # one folder at a time without following links: a docroot the user replaced by a link
+    # cannot send token files (or the folders for them) anywhere outside the home.
+    home: Path | None = None
     # Folders this solver created, per docroot, so cleanup removes them (only if empty).
     _created: dict[Path, list[str]] = field(default_factory=dict, repr=False)
     _written: dict[tuple[str, str], Path] = field(default_factory=dict, repr=False)
@@ -116,16 +120,41 @@ class WebrootSolver:
             os.close(fd)
         self._written[(to_idna(domain), token)] = docroot
 
+    def _open_docroot(self, docroot: Path) -> int:
+        """An fd of `docroot`; below `home` no link is followed. Raises OSError, or ValueError
+        when the docroot is not inside the home."""
+        if self.home is None:
+            return os.open(docroot, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        inside = Path(os.path.normpath(docroot)).relative_to(os.path.normpath(self.home))
+        fd = os.open(self.home, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        for part in inside.parts:
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            finally:
+                os.close(fd)
+            fd = child
+        return fd
+
     def _open_challenge_dir(self, domain: str, docroot: Path) -> int:
         """An fd of `<docroot>/.well-known/acme-challenge`, made if missing, never via a link."""
         try:
-            fd = os.open(docroot, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
+            fd = self._open_docroot(docroot)
+        except ValueError as exc:
             raise ChallengeFailed(
                 domain,
-                f"the document root {docroot} cannot be opened: {exc.strerror}",
+                f"the document root {docroot} is outside the home folder {self.home}; "
+                "the plugin only writes inside the site owner's home.",
                 kind="webroot",
             ) from exc
+        except OSError as exc:
+            detail = (
+                f"the document root {docroot} is (or lies under) a symbolic link; the plugin "
+                "does not follow links inside a home. Point the domain's document root at the "
+                "real folder."
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR)
+                else f"the document root {docroot} cannot be opened: {exc.strerror}"
+            )
+            raise ChallengeFailed(domain, detail, kind="webroot") from exc
         where = docroot
         for name in _CHALLENGE_DIRS:
             where = where / name
@@ -164,7 +193,7 @@ class WebrootSolver:
             return
         fds: list[int] = []
         try:
-            fds.append(os.open(docroot, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+            fds.append(self._open_docroot(docroot))
             for name in _CHALLENGE_DIRS:
                 fds.append(os.open(name, _DIR_FLAGS, dir_fd=fds[-1]))
             with contextlib.suppress(FileNotFoundError):
@@ -180,7 +209,7 @@ class WebrootSolver:
                 except OSError:
                     break  # not empty (another token, or the user's files): leave it
                 created.remove(name)
-        except OSError:
+        except (OSError, ValueError):
             pass  # a folder is gone or became a link: nothing of ours left to remove safely
         finally:
             for fd in fds:

@@ -247,6 +247,7 @@ class Issuer:
                 plan,
                 replaces=replaces,
                 progress=self.progress,
+                home=self.store.home,
             )
         except Error as exc:
             if previous is not None and not plan.dry_run:

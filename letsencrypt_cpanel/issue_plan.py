@@ -92,6 +92,7 @@ def build_solver(
     names: Sequence[str],
     *,
     fallback: bool = False,
+    home: Path | None = None,
 ) -> ChallengeSolver:
     if method == DNS01:
         wait = settings.dns_propagation_timeout
@@ -101,7 +102,12 @@ def build_solver(
         return CpanelDnsSolver(api, watcher)
     return WebrootSolver(
         {name: Path(vhost.docroot) for name in names},
-        self_check=SelfCheck(resolvers=settings.resolvers, http_port=settings.http_port),
+        self_check=SelfCheck(
+            resolvers=settings.resolvers,
+            http_port=settings.http_port,
+            https_port=settings.https_port,
+        ),
+        home=home,
     )
 
 

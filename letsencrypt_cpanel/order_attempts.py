@@ -10,6 +10,7 @@ both failures are reported, http-01's first.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from .acme_client import AcmeSession, IssuedCertificate
 from .challenges import DNS01, HTTP01
@@ -33,13 +34,14 @@ def obtain_certificate(
     *,
     replaces: str,
     progress: Callable[[str], None],
+    home: Path | None = None,
 ) -> tuple[IssuedCertificate, str]:
     """The certificate and the challenge method that got it. Raises what
     `AcmeSession.obtain_certificate` raises."""
     method = plan.first_method(names)
 
     def attempt(how: str, fallback: bool = False) -> IssuedCertificate:
-        solver = build_solver(how, api, settings, vhost, names, fallback=fallback)
+        solver = build_solver(how, api, settings, vhost, names, fallback=fallback, home=home)
         return session.obtain_certificate(
             key,
             names,

@@ -212,7 +212,11 @@ def _order(
         docroot = hostcert_docroot(settings)
         solver = WebrootSolver(
             {n: docroot for n in names},
-            self_check=SelfCheck(resolvers=settings.resolvers, http_port=settings.http_port),
+            self_check=SelfCheck(
+                resolvers=settings.resolvers,
+                http_port=settings.http_port,
+                https_port=settings.https_port,
+            ),
         )
         key = state.current.key_pem if state.current else generate_private_key("rsa:2048")
         attempt = replace(attempt, ordered=True)

@@ -22,8 +22,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from letsencrypt_cpanel.web.csrf import HMAC_KEY_FILE
 from letsencrypt_cpanel.web.one_time_message import MESSAGE_FILE
 from letsencrypt_cpanel.web.progress import BUSY_LOCK, PROGRESS_FILE
@@ -188,12 +186,6 @@ def test_link_races_in_the_home_get_nothing_of_roots(
     assert client.post({"action": "settings", "send_success_mail": "1"}).status == 303
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: WebrootSolver opens the docroot following a link, so a docroot replaced by a "
-    "link to a folder outside the home gets .well-known/acme-challenge made there (as the user; "
-    "removed again at cleanup unless the link changes in between)",
-)
 def test_a_docroot_linked_out_of_the_home_gets_no_challenge_folder_there(
     lecp: LeCp, sandbox: RunningSandbox, account: Callable[..., tuple[str, str]]
 ) -> None:
