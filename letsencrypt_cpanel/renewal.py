@@ -15,6 +15,8 @@ records are whole (written by the workers, atomically), and the next cycle sees 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import socket
 from collections.abc import Callable
@@ -201,6 +203,14 @@ class _Cycle:
             self._send(work.user, str(address), kind, items)
 
     def _send(self, user: str, address: str, kind: str, items: list[MailItem]) -> None:
+        if not self._deliver(user, address, kind, items):
+            # Kept for the next cycles (the SMTP server may be down): a renewal is never
+            # undone by a mail that could not go out, and the owner still hears of it.
+            payload = json.dumps([dataclasses.asdict(item) for item in items])
+            with self.db.transaction():
+                self.db.queue_mail(user, address, kind, payload, self.now)
+
+    def _deliver(self, user: str, address: str, kind: str, items: list[MailItem]) -> bool:
         settings = self.settings
         try:
             if self.mailer is None:
@@ -212,11 +222,38 @@ class _Cycle:
             self.mailer.send(message)
         except (MailError, TemplateError) as exc:
             log.warning("mail to %s (%s) not sent: %s", user, kind, exc)
-            return
+            return False
         with self.db.transaction():
             for item in items:
                 self.db.mark_mail_sent(user, item.vhost, kind, self.now)
         self.result.mails_sent += 1
+        return True
+
+    def flush_outbox(self) -> None:
+        """Send what earlier cycles could not; what fails again waits longer (backoff)."""
+        for mail_id, user, address, kind, payload, attempts in self.db.mail_due(self.now):
+            try:
+                items = [
+                    MailItem(
+                        vhost=str(i["vhost"]),
+                        names=tuple(str(n) for n in i.get("names", [])),
+                        not_after=int(i.get("not_after", 0)),
+                        reason=str(i.get("reason", "")),
+                    )
+                    for i in json.loads(payload)
+                ]
+            except (ValueError, TypeError, KeyError, AttributeError):
+                items = []
+            if not items:
+                with self.db.transaction():
+                    self.db.mail_delivered(mail_id)  # unreadable: nothing to send
+                continue
+            sent = self._deliver(user, address, kind, items)
+            with self.db.transaction():
+                if sent:
+                    self.db.mail_delivered(mail_id)
+                else:
+                    self.db.mail_failed_again(mail_id, attempts + 1, self.now)
 
     def finish(self) -> None:
         for user in {row.user for row in self.db.vhosts()} | set(self.db.users()):
@@ -271,6 +308,7 @@ def run_once(
     )
     by_user = {a.user: a for a in accounts}
     cycle = _Cycle(settings, db, by_user, _hostname(root), int(now), mailer, result)
+    cycle.flush_outbox()
     log.info(
         "renewal cycle: %d account(s), %d with work%s, %d suspended skipped",
         len(accounts),

@@ -53,7 +53,14 @@ CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, user TEXT NOT NULL,
     vhost TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mail_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, address TEXT NOT NULL,
+    kind TEXT NOT NULL, items TEXT NOT NULL, queued INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL DEFAULT 0);
 """
+
+# A mail that could not be sent is tried again each cycle for this long, then given up on.
+MAIL_KEPT_FOR = 7 * DAY
 
 
 class StateError(Error):
@@ -260,6 +267,34 @@ class StateDB:
 
     def add_issuer(self, name: str, now: int) -> None:
         self.conn.execute("INSERT OR REPLACE INTO issuers VALUES (?, ?)", (name, now))
+
+    def queue_mail(self, user: str, address: str, kind: str, items: str, now: int) -> None:
+        """Keep a message that could not be sent (`items`: JSON) for a later cycle."""
+        self.conn.execute(
+            "INSERT INTO mail_outbox (user, address, kind, items, queued) VALUES (?, ?, ?, ?, ?)",
+            (user, address, kind, items, now),
+        )
+
+    def mail_due(self, now: int) -> list[tuple[int, str, str, str, str, int]]:
+        """(id, user, address, kind, items, attempts) of the queued messages due by `now`;
+        messages older than MAIL_KEPT_FOR are dropped."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM mail_outbox WHERE queued < ?", (now - MAIL_KEPT_FOR,))
+        rows = self.conn.execute(
+            "SELECT id, user, address, kind, items, attempts FROM mail_outbox "
+            "WHERE next_try <= ? ORDER BY id",
+            (now,),
+        ).fetchall()
+        return [(_int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), _int(r[5])) for r in rows]
+
+    def mail_delivered(self, mail_id: int) -> None:
+        self.conn.execute("DELETE FROM mail_outbox WHERE id = ?", (mail_id,))
+
+    def mail_failed_again(self, mail_id: int, attempts: int, now: int) -> None:
+        self.conn.execute(
+            "UPDATE mail_outbox SET attempts = ?, next_try = ? WHERE id = ?",
+            (attempts, now + backoff_delay(attempts), mail_id),
+        )
 
     def mark_mail_sent(self, user: str, vhost: str, kind: str, now: int) -> None:
         self.conn.execute(

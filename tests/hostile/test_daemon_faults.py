@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from letsencrypt_cpanel.config import load_settings
 from tests.conftest import free_port
 from tests.daemon.conftest import Bed
@@ -35,11 +33,6 @@ def test_smtp_down_the_renewal_still_succeeds(bed: Bed) -> None:
     assert bed.mailbox.messages == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a renewal mail that could not be sent is only logged (renewal.py _Cycle._send); "
-    "no later cycle sends it unless something is renewed again",
-)
 def test_smtp_down_the_mail_is_sent_by_a_later_cycle(bed: Bed) -> None:
     renewable_user(bed, "mailretry")
     port = load_settings({"LECP_ROOT": str(bed.root)}).smtp_port
