@@ -121,7 +121,10 @@ def _mkdir(path: Path, uid: int, gid: int) -> None:
     if path.is_symlink():
         raise layout.ApiError(f"“{path}” is a symbolic link.")
     if not path.is_dir():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Each missing folder (e.g. ~/ssl before ~/ssl/keys) belongs to the user, as on cPanel.
+        if not path.parent.is_dir():
+            _mkdir(path.parent, uid, gid)
+        path.mkdir(mode=0o700, exist_ok=True)
         if os.geteuid() == 0:
             os.chown(path, uid, gid)
 

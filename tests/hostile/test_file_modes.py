@@ -39,13 +39,8 @@ def mode(path: Path) -> int:
 
 
 def root_owned(home: Path) -> set[Path]:
-    """Root's files in `home`, cPanel's SSL storage aside (~/ssl is cPanel's; the sandbox's
-    stand-in writes it as root)."""
-    return {
-        p
-        for p in home.rglob("*")
-        if p.lstat().st_uid == 0 and p.relative_to(home).parts[0] != "ssl"
-    }
+    """Root's files in `home` (cPanel's SSL storage included: cPanel keeps it the user's)."""
+    return {p for p in home.rglob("*") if p.lstat().st_uid == 0}
 
 
 def test_every_file_the_plugin_writes_has_its_owner_and_mode(
