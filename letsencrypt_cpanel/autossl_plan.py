@@ -1,17 +1,12 @@
-"""AutoSSL's user side: which vhosts lack a valid certificate and which of their names may go to
-the CA (the plan), then the orders for what root granted (the issue). Both run as the user in a
-worker (user_jobs.py); their summaries are untrusted input to root, checked by `parse_plan` and
-`parse_issue`.
+"""AutoSSL's user side, run as the user in workers (user_jobs.py): which vhosts lack a valid
+certificate and which names may go to the CA (the plan), then the orders root granted (the
+issue). Their summaries are untrusted input to root (`parse_plan`, `parse_issue`).
 
-A vhost needs a certificate when it has none, a self-signed or expired one, one that does not
-cover its domain, or another provider's that is in its last `autossl_foreign_cutoff_days` (a
-provider that manages its certificate renews it before then). A vhost the plugin already manages
-is renewal's (user_renewal.py), unless its certificate was replaced by one that is now invalid.
-
-A name is left off (with the reason) when it matches an exclusion pattern, resolves to an
-address that is not this server's, or does not serve a test file written into the vhost's
-docroot: the CA never sees a name that would fail. The names that pass go on the certificate.
-"""
+A vhost needs a certificate when it has none, a self-signed, expired or uncovering one, or
+another provider's in its last `autossl_foreign_cutoff_days` (a provider that manages its
+certificate renews it before). The plugin's own are renewal's, unless replaced by an invalid one.
+Names excluded, resolving elsewhere or not serving a test file from the docroot are left off,
+with the reason: the CA never sees a name that would fail."""
 
 from __future__ import annotations
 
@@ -129,14 +124,24 @@ def excluded_by(name: str, patterns: Sequence[str]) -> str:
 
 
 def precheck(
-    vhost: Vhost, names: Sequence[str], settings: Settings, addresses: Sequence[str]
+    vhost: Vhost,
+    names: Sequence[str],
+    settings: Settings,
+    addresses: Sequence[str],
+    home: Path | None = None,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """(names that pass, [(name, reason)] for those that do not). One test file in the vhost's
-    docroot, fetched for every name the way the CA would; removed afterwards."""
-    check = SelfCheck(resolvers=settings.resolvers, http_port=settings.http_port, timeout=5.0)
+    docroot (inside `home`, never through a link, when given), fetched for every name the way
+    the CA would; removed afterwards."""
+    check = SelfCheck(
+        resolvers=settings.resolvers,
+        http_port=settings.http_port,
+        https_port=settings.https_port,
+        timeout=5.0,
+    )
     token = secrets.token_urlsafe(24)
     content = f"letsencrypt-cpanel-precheck.{secrets.token_urlsafe(16)}"
-    solver = WebrootSolver({n: Path(vhost.docroot) for n in names})
+    solver = WebrootSolver({n: Path(vhost.docroot) for n in names}, home=home)
     passed: list[str] = []
     failed: list[tuple[str, str]] = []
     ours = {a.lower() for a in addresses}
@@ -168,6 +173,7 @@ def plan_user(
     settings: Settings,
     addresses: Sequence[str],
     now: float,
+    home: Path | None = None,
 ) -> list[VhostPlan]:
     plans = []
     for vhost in vhosts:
@@ -184,7 +190,7 @@ def plan_user(
                 skipped.append((name, f"excluded by the pattern {pattern}"))
             else:
                 wanted.append(name)
-        passed, failed = precheck(vhost, wanted, settings, addresses) if wanted else ([], [])
+        passed, failed = precheck(vhost, wanted, settings, addresses, home) if wanted else ([], [])
         skipped += failed
         limit = settings.max_names_per_certificate
         for name in passed[limit:]:
@@ -231,6 +237,7 @@ def plan_job(addresses: Sequence[str], now: float) -> Job:
             ctx.settings,
             addresses,
             now,
+            ctx.store.home,
         )
         return {
             "has_account": ctx.settings.acme_directory in record.accounts,
