@@ -118,6 +118,9 @@ def plan_work(
                 continue
             if row.status in TERMINAL_STATUSES:
                 continue
+            if row.status == "not_due" and 0 < row.next_attempt <= now:
+                reasons.append(f"{row.vhost}: its CA asks for renewal now (ARI)")
+                continue
             if _due(settings, row.not_before, row.not_after, now):
                 reasons.append(f"{row.vhost} due")
                 continue

@@ -113,6 +113,7 @@ def parse_report(value: JSONValue) -> UserReport:
                 not_after=_number(item.get("not_after")),
                 issuer=_text(item.get("issuer"), 255),
                 error=_text(item.get("error"), 4000),
+                renew_at=_number(item.get("renew_at", 0)),
             )
         )
     return UserReport(disable_mail=bool(value["disable_mail"]), outcomes=reports)

@@ -111,6 +111,7 @@ class VhostReport:
     not_after: int = 0
     issuer: str = ""
     error: str = ""
+    renew_at: int = 0  # the CA's (ARI) chosen renewal time of a certificate not yet due
 
 
 @dataclass(frozen=True)
@@ -335,6 +336,10 @@ class StateDB:
                     failures = (old.failures if old else 0) + 1
                     next_attempt = now + backoff_delay(failures)
                     error = out.error
+                elif out.action == "not_due" and out.renew_at > 0:
+                    # For a certificate not due, next_attempt is when its CA (ARI) wants it
+                    # renewed: the daemon visits the user then, not only by lifetime.
+                    next_attempt = out.renew_at
                 fields = (out.vhost, out.action, out.names, out.not_before, out.not_after)
                 row = VhostState(user, *fields, out.issuer, failures, error, now, next_attempt)
                 self.put_vhost(row, now)
@@ -361,9 +366,10 @@ class StateDB:
         return retry
 
     def next_retry(self, now: int) -> int:
-        """The earliest future backoff end among vhosts and users (0: none)."""
+        """The earliest future backoff end or ARI renewal time among vhosts and users (0: none)."""
         row = self.conn.execute(
-            "SELECT MIN(t) FROM (SELECT next_attempt AS t FROM vhosts WHERE status = 'failed' "
+            "SELECT MIN(t) FROM (SELECT next_attempt AS t FROM vhosts "
+            "WHERE status IN ('failed', 'not_due') "
             "UNION ALL SELECT next_attempt AS t FROM users) WHERE t > ?",
             (now,),
         ).fetchone()

@@ -45,6 +45,9 @@ class RenewalOutcome:
     not_after: int = 0
     error: str = ""
     error_kind: str = ""
+    # When the CA's renewal information (ARI) wants a not-yet-due certificate renewed: root
+    # plans a visit for then (it cannot read the record itself).
+    renew_at: int = 0
 
     def summary(self) -> dict[str, JSONValue]:
         return {
@@ -54,6 +57,7 @@ class RenewalOutcome:
             "not_after": self.not_after,
             "error": self.error,
             "error_kind": self.error_kind,
+            "renew_at": self.renew_at,
         }
 
 
@@ -161,7 +165,11 @@ def renew_user(
             )
             try:
                 if not due and ours and entry.state == STATE_INSTALLED:
-                    outcomes.append(RenewalOutcome(key, NOT_DUE, tuple(names), entry.not_after))
+                    outcomes.append(
+                        RenewalOutcome(
+                            key, NOT_DUE, tuple(names), entry.not_after, renew_at=ari_time or 0
+                        )
+                    )
                     continue
                 if not due:
                     # Still good but missing from its vhost (or never installed): put it back.

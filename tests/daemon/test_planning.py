@@ -170,3 +170,44 @@ def test_a_good_summary_is_read() -> None:
     row = dict(vars(ok("u", NOW)), names=["u.test"], error="")
     parsed = parse_report({"disable_mail": True, "outcomes": [row]})
     assert parsed == report(ok("u", NOW), disable_mail=True)
+
+
+def test_the_cas_renewal_time_brings_the_user_back_before_the_lifetime_rule(db: StateDB) -> None:
+    """ARI (RFC 9773): the worker reports when the CA wants a not-yet-due certificate renewed;
+    root, which cannot read the record, visits the user then."""
+    early = VhostReport(
+        "u.test", "not_due", ("u.test",), NOW - 10 * DAY, NOW + 80 * DAY, ISSUER, "", NOW + HOUR
+    )
+    db.record_report("u", frozenset(), report(early), NOW - DAY)
+    ssl = [installed("u", NOW + 80 * DAY)]
+    assert plan_work([account("u")], ssl, db, Settings(), NOW, full_sweep=False)[0] == []
+    assert db.next_retry(NOW) == NOW + HOUR  # the daemon wakes for it
+    later = NOW + 2 * HOUR
+    work, _ = plan_work([account("u")], ssl, db, Settings(), later, full_sweep=False)
+    assert [w.reasons for w in work] == [("u.test: its CA asks for renewal now (ARI)",)]
+    # A renewal clears it.
+    db.record_report("u", frozenset(), report(ok("u", NOW + 170 * DAY)), later)
+    renewed = [installed("u", NOW + 170 * DAY)]
+    assert plan_work([account("u")], renewed, db, Settings(), later, full_sweep=False)[0] == []
+
+
+def test_a_worker_reports_the_cas_renewal_time() -> None:
+    row: dict[str, object] = {
+        "vhost": "u.test",
+        "action": "not_due",
+        "names": ["u.test"],
+        "not_before": NOW - DAY,
+        "not_after": NOW,
+        "issuer": ISSUER,
+        "error": "",
+    }
+
+    def parsed() -> int:
+        return parse_report({"disable_mail": False, "outcomes": [row]}).outcomes[0].renew_at  # type: ignore[list-item]
+
+    assert parsed() == 0
+    row["renew_at"] = NOW - 5
+    assert parsed() == NOW - 5
+    row["renew_at"] = "soon"
+    with pytest.raises(WorkerError):
+        parsed()
