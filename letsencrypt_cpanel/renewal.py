@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from .certificates import renewal_due
 from .config import Settings, load_secrets
 from .cpanel.models import Account, SslVhost
+from .cpanel_autossl import exclude_managed, managed_names
 from .errors import Error
 from .hooks import run_hook
 from .impersonate import JSONValue
@@ -346,6 +347,11 @@ def run_once(
                         log.info("the worker for %s ended while stopping: %s", item.user, exc)
                         continue
                     cycle.worker_failed(item.user, str(exc))
+    if settings.cpanel_autossl_exclude_managed and result.users_run:
+        # Names the plugin secured this cycle stay out of cPanel's own AutoSSL.
+        rows = ((u, r.status, r.names) for u in result.users_run for r in db.vhosts(u))
+        for user, error in exclude_managed(root.whm, managed_names(rows)).items():
+            log.warning("cPanel's AutoSSL could not be kept off %s's websites: %s", user, error)
     with db.transaction():
         if not result.stopped_early and result.full_sweep:
             db.set_meta(LAST_FULL_SWEEP, str(int(now)))

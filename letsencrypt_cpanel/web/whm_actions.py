@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Settings
+from ..cpanel_autossl import exclude_managed, managed_names
 from ..errors import Error
 from ..report import CertificateRow
 from ..state import StateDB
@@ -145,23 +146,17 @@ def service_statuses(settings: Settings, whm: Any) -> list[dict[str, Any]]:
 def exclude_from_cpanel_autossl(whm: Any, rows: Iterable[CertificateRow]) -> Outcome:
     """Tell cPanel's AutoSSL to leave the names of the plugin's certificates alone, per user
     (WHM add_autossl_user_excluded_domains; `whm` is a WhmAPI)."""
-    per_user: dict[str, list[str]] = {}
-    for row in rows:
-        if row.status in ("names_gone", "replaced"):
-            continue
-        per_user.setdefault(row.user, []).extend(n for n in row.names if not n.startswith("*."))
-    lines: list[str] = []
-    ok = True
-    for user, names in sorted(per_user.items()):
-        unique = list(dict.fromkeys(names))
-        try:
-            whm.add_autossl_user_excluded_domains(user, unique)
-            lines.append(f"{user}: {', '.join(unique)}")
-        except Error as exc:
-            ok = False
-            lines.append(f"{user}: not excluded: {exc}")
+    per_user = managed_names((row.user, row.status, row.names) for row in rows)
+    failures = exclude_managed(whm, per_user)
+    lines = [
+        f"{user}: not excluded: {failures[user]}"
+        if user in failures
+        else f"{user}: {', '.join(names)}"
+        for user, names in sorted(per_user.items())
+    ]
     if not per_user:
         lines.append("The plugin manages no certificates yet.")
+    ok = not failures
     title = (
         "cPanel's AutoSSL now leaves the plugin's websites alone"
         if ok
