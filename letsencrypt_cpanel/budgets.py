@@ -18,7 +18,6 @@ that does not fit is deferred (`defer`, shown on the WHM page, retried first, ol
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import Error
+from .sqlite_files import open_wal_database
 
 DB_NAME = "budgets.sqlite3"
 
@@ -208,17 +208,9 @@ class Budgets:
     @classmethod
     def open(cls, settings: Settings) -> Budgets:
         """Open (and create: folder 0700, file 0600) the database. Raises BudgetError."""
-        folder = settings.state_dir
-        path = folder / DB_NAME
+        path = settings.state_dir / DB_NAME
         try:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            old = os.umask(0o077)
-            try:
-                conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-            finally:
-                os.umask(old)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+            conn = open_wal_database(path, _SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise BudgetError(f"The budget database {path} cannot be opened: {exc}") from exc
         return cls(conn, path, settings)

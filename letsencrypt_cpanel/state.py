@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import Error
+from .sqlite_files import open_wal_database
 
 DB_NAME = "state.sqlite3"
 HOUR = 3600
@@ -139,19 +140,9 @@ class StateDB:
     @classmethod
     def open(cls, settings: Settings) -> StateDB:
         """Open (and create, 0700 folder / 0600 file) the database. Raises StateError."""
-        folder = settings.state_dir
-        path = folder / DB_NAME
+        path = settings.state_dir / DB_NAME
         try:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            old = os.umask(0o077)
-            try:
-                conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-            finally:
-                os.umask(old)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed cycle result survives a power cut too, not only a kill.
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(_SCHEMA)
+            conn = open_wal_database(path, _SCHEMA, synchronous_full=True)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"The state database {path} cannot be opened: {exc}") from exc
         return cls(conn, path)
