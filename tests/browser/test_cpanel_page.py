@@ -5,16 +5,15 @@ is kept as a test artifact (artifacts/cpanel-home.png)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
+from tests.browser.conftest import ARTIFACTS
 from tests.fixtures.lecp import configure
 from tests.fixtures.pebble import PebbleInstance
 from tests.fixtures.plugin_pages import (
-    REPO,
     enable_plugin_feature,
     install_cpanel_page,
     new_user,
@@ -22,15 +21,6 @@ from tests.fixtures.plugin_pages import (
 from tests.fixtures.sandbox import RunningSandbox
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = REPO / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Logs every text the progress panel shows, as the page changes it.
 WATCH_PROGRESS = """() => {
   const panel = document.getElementById("progress");
@@ -40,16 +30,6 @@ WATCH_PROGRESS = """() => {
     console.log("PROGRESS " + JSON.stringify({step: step, steps: all, shown: !panel.hidden}));
   }).observe(panel, {subtree: true, childList: true, characterData: true, attributes: true});
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

@@ -11,14 +11,15 @@ import pytest
 from cryptography import x509
 from playwright.sync_api import Browser
 
-from tests.browser.test_cpanel_page import ARTIFACTS, WATCH_PROGRESS, browser
+from tests.browser.conftest import ARTIFACTS
+from tests.browser.test_cpanel_page import WATCH_PROGRESS
 from tests.fixtures.ca_bed import Bed
 from tests.web.test_issue7_page import bed
 
 pytestmark = [pytest.mark.browser, pytest.mark.pebble, pytest.mark.root]
 # Fixtures shared with their modules (each module gets its own): Chromium, and a sandbox with
 # the page installed whose zones feed this module's Pebble's DNS (staging = that Pebble).
-__all__ = ["bed", "browser"]
+__all__ = ["bed"]
 
 
 def test_tick_wildcard_issue_see_secured(bed: Bed, browser: Browser) -> None:

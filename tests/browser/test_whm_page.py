@@ -6,40 +6,21 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from letsencrypt_cpanel.config import load_settings
 from letsencrypt_cpanel.state import VhostState
+from tests.browser.conftest import ARTIFACTS
 from tests.fixtures.lecp import configure
 from tests.fixtures.pebble import PebbleInstance
-from tests.fixtures.plugin_pages import REPO, new_user
+from tests.fixtures.plugin_pages import new_user
 from tests.fixtures.sandbox import RunningSandbox
 from tests.whm.pages import PAGE_PATH, install_whm_page, put_state
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = REPO / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DAY = 86400
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def test_whm_page_in_chromium(
