@@ -27,6 +27,7 @@ from .cpanel.quirks import PROXY_SUBDOMAIN_LABELS
 from .errors import ChallengeFailed, Error, RateLimited, SelfCheckFailed, WorkerError
 from .impersonate import JSONValue
 from .issuance import Issuer
+from .issue_plan import OrderPlan
 from .names import order_names
 from .record_format import STATE_REPLACED, CertificateEntry
 from .selfcheck import SelfCheck
@@ -267,7 +268,8 @@ def _issue_one(issuer: Issuer, ctx: JobContext, vhost: Vhost, names: list[str]) 
                 and known.not_after > time.time()
             ):
                 return IssueOutcome(vhost.domain, tuple(known.names), True, kind=ALREADY_SECURED)
-            entry = issuer.order(txn, vhost, names, kind)
+            plan = OrderPlan(ctx.settings.acme_directory, prechecked=True)
+            entry = issuer.order(txn, vhost, names, kind, plan=plan)
             result = issuer.install(txn, entry, reused=False)
     except RateLimited as exc:
         when = int(exc.retry_after.timestamp()) if exc.retry_after else 0

@@ -56,6 +56,9 @@ class OrderPlan:
     challenge: str = AUTO
     preferred_chain: str = ""
     dry_run: bool = False
+    # The names passed the same self-check moments ago (AutoSSL's plan fetched a test file from
+    # the docroot for each): the order does not fetch them all again.
+    prechecked: bool = False
 
     def __post_init__(self) -> None:
         if self.challenge not in (AUTO, *CHALLENGE_METHODS):
@@ -93,6 +96,7 @@ def build_solver(
     *,
     fallback: bool = False,
     home: Path | None = None,
+    prechecked: bool = False,
 ) -> ChallengeSolver:
     if method == DNS01:
         wait = settings.dns_propagation_timeout
@@ -100,13 +104,12 @@ def build_solver(
             settings.resolvers, timeout=min(wait, FALLBACK_WAIT) if fallback else wait
         )
         return CpanelDnsSolver(api, watcher)
+    check = SelfCheck(
+        resolvers=settings.resolvers, http_port=settings.http_port, https_port=settings.https_port
+    )
     return WebrootSolver(
         {name: Path(vhost.docroot) for name in names},
-        self_check=SelfCheck(
-            resolvers=settings.resolvers,
-            http_port=settings.http_port,
-            https_port=settings.https_port,
-        ),
+        self_check=None if prechecked else check,
         home=home,
     )
 

@@ -41,7 +41,16 @@ def obtain_certificate(
     method = plan.first_method(names)
 
     def attempt(how: str, fallback: bool = False) -> IssuedCertificate:
-        solver = build_solver(how, api, settings, vhost, names, fallback=fallback, home=home)
+        solver = build_solver(
+            how,
+            api,
+            settings,
+            vhost,
+            names,
+            fallback=fallback,
+            home=home,
+            prechecked=plan.prechecked,
+        )
         return session.obtain_certificate(
             key,
             names,

@@ -19,7 +19,7 @@ import ipaddress
 import ssl
 import urllib.parse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dns.exception
 import dns.nameserver
@@ -74,6 +74,9 @@ class SelfCheck:
     timeout: float = 5.0
     # Where a redirect to https:// lands (443 on a real server; the CA follows those too).
     https_port: int = 443
+    # What each name resolved to, for this check's short life: AutoSSL's plan asks for a name's
+    # addresses and then verifies it, and dnspython's answers cost CPU a whole server feels.
+    _found: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     def _resolver(self) -> dns.resolver.Resolver:
         if not self.resolvers:
@@ -90,6 +93,9 @@ class SelfCheck:
     def addresses(self, domain: str) -> list[str]:
         """AAAA then A addresses of `domain` (the CA's order). Raises SelfCheckFailed when the
         name has none, does not exist, or DNS cannot be asked."""
+        known = self._found.get(domain)
+        if known is not None:
+            return list(known)
         resolver = self._resolver()
         found: list[str] = []
         for rdtype in ("AAAA", "A"):
@@ -116,7 +122,8 @@ class SelfCheck:
                 "the name has no A or AAAA record, so nothing can reach it. "
                 "Point its A record at this server.",
             )
-        return found
+        self._found[domain] = found
+        return list(found)
 
     def fetch(self, domain: str, address: str, path: str, *, tls: bool = False) -> FetchResult:
         """GET `path` from `address` with `Host: domain` (over TLS to `https_port` when `tls`);
