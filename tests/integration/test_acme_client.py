@@ -366,3 +366,28 @@ def test_short_validity(tmp_path: Path) -> None:
         )
     lifetime = keys.certificate_facts(issued.cert_pem).lifetime
     assert abs(lifetime.total_seconds() - SHORT_VALIDITY_SECONDS) < 3600
+
+
+def test_waiting_for_validation_polls_the_order_not_every_authorization(
+    ca: PebbleInstance, docroot: Path, site: DocrootServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A whole server's AutoSSL pays for every request twice (here and at the CA): ten names
+    # must cost ten authorization reads (for the tokens), not ten more per round of waiting.
+    posted: list[str] = []
+    original = acme_client._PatientNetwork._post_once
+
+    def recording(self: acme_client._PatientNetwork, url: str, *args: Any, **kw: Any) -> Any:
+        posted.append(url.split("/")[3])
+        return original(self, url, *args, **kw)
+
+    monkeypatch.setattr(acme_client._PatientNetwork, "_post_once", recording)
+    names = [f"poll{i}.example.com" for i in range(10)]
+    key = keys.generate_private_key("ecdsa:p-256")
+    session = _session(ca)
+    session.ensure_account(None)
+    posted.clear()
+    issued = session.obtain_certificate(key, names, _solver(ca, docroot, names), deadline=30)
+    _assert_issued(ca, issued, key, names)
+    assert posted.count("authZ") == len(names)
+    assert posted.count("chalZ") == len(names)
+    assert 1 <= posted.count("my-order") <= 8
