@@ -41,7 +41,6 @@ from __future__ import annotations
 import os
 import pwd
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -151,6 +150,8 @@ def create_app(
         except (PageError, BadRequest, Error) as exc:
             response = _failure(folder, nonce, wants_json, exc)
         except Exception as exc:  # the edge: a bug still answers a page, the trace goes to the log
+            import traceback  # here: only a bug needs it, every view would pay for it
+
             traceback.print_exc(file=environ.get("wsgi.errors") or sys.stderr)
             response = _failure(folder, nonce, wants_json, exc)
         return response.wsgi(start_response)

@@ -3,6 +3,10 @@
 Templates live in the repository's `templates/` folder (or `$LECP_TEMPLATES` on an install that
 puts them elsewhere). Nothing from a user or from cPanel is ever marked safe: every value a
 template prints is escaped.
+
+Each page view is a new CGI process, and importing Jinja2 costs 15-20 ms of CPU in each
+(bench/bench_page.py): it is imported when a page is first rendered, not with this module, so
+the JSON API and the redirects after a POST never load it.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import jinja2
-import jinja2.bccache
+from typing import TYPE_CHECKING, Any
 
 from ..names import display_name
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES_ENV = "LECP_TEMPLATES"
 
@@ -44,33 +48,37 @@ def format_datetime(value: dt.datetime | int | float | None) -> str:
     return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-class _QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept between page views: each view is a new CGI process, and compiling
     base.html and a page cost 40-120 ms of every view (bench/). The folder is jinja2's own per-uid
     `_jinja2-cache-UID` in the temp folder, refused unless it is a real folder owned by this uid
     with mode 0700 (so only this user, or root for WHM, can put code there). A cache that cannot
-    be read or written is skipped: it never fails a page."""
+    be read or written is skipped: it never fails a page. A cached template is used only while
+    its source is unchanged (jinja2 keys it by name and checks the source's checksum)."""
+    import jinja2
+    import jinja2.bccache
 
-    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        try:
-            super().load_bytecode(bucket)
-        except (OSError, EOFError, ValueError, TypeError):
-            bucket.reset()
+    class QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except (OSError, EOFError, ValueError, TypeError):
+                bucket.reset()
 
-    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        with contextlib.suppress(OSError):
-            super().dump_bytecode(bucket)
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            with contextlib.suppress(OSError):
+                super().dump_bytecode(bucket)
 
-
-def _bytecode_cache() -> jinja2.BytecodeCache | None:
     try:
-        return _QuietBytecodeCache()
+        return QuietBytecodeCache()
     except (OSError, RuntimeError):  # no safe folder: compile every time
         return None
 
 
 @lru_cache(maxsize=4)
 def environment(folder: Path) -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         bytecode_cache=_bytecode_cache(),

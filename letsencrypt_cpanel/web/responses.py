@@ -12,11 +12,25 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
 MAX_BODY_BYTES = 1024 * 1024
+# The statuses the pages answer most, so that a view need not import `http` (its HTTPStatus
+# enum is built at import, in every CGI process); any other comes from HTTPStatus (422 too: its
+# phrase changed in Python 3.13).
+_REASONS = {
+    200: "OK",
+    303: "See Other",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    504: "Gateway Timeout",
+}
 MAX_FIELDS = 1000
 
 
@@ -115,7 +129,7 @@ class Response:
     nonce: str = ""
 
     def wsgi(self, start_response: Any) -> Iterable[bytes]:
-        phrase = HTTPStatus(self.status).phrase
+        phrase = _REASONS.get(self.status) or _phrase(self.status)
         csp = (
             "default-src 'none'; img-src 'self' data:; connect-src 'self'; "
             "form-action 'self'; frame-ancestors 'self'; base-uri 'none'"
@@ -134,6 +148,12 @@ class Response:
         ]
         start_response(f"{self.status} {phrase}", headers)
         return [self.body]
+
+
+def _phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    return HTTPStatus(status).phrase
 
 
 def new_nonce() -> str:
