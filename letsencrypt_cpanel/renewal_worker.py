@@ -28,9 +28,12 @@ def _issuer_of(cert_pem: str) -> str:
         return ""
 
 
-def renewal_job(skip: frozenset[str], now: float) -> Callable[[JobContext], JSONValue]:
-    """The job a worker runs as the user: renew what is due (except `skip`), then report each
-    certificate with the facts root keeps (no key, no PEM) and the user's `disable_mail`."""
+def renewal_job(
+    skip: frozenset[str], now: float, *, force: bool = False
+) -> Callable[[JobContext], JSONValue]:
+    """The job a worker runs as the user: renew what is due (except `skip`; every certificate
+    with `force`, WHM's "renew now"), then report each certificate with the facts root keeps
+    (no key, no PEM) and the user's `disable_mail`."""
 
     def job(ctx: JobContext) -> JSONValue:
         def renew(only: str | None) -> list[JSONValue]:
@@ -40,6 +43,7 @@ def renewal_job(skip: frozenset[str], now: float) -> Callable[[JobContext], JSON
                 ctx.settings,
                 contact_email=ctx.account.email or None,
                 only_vhost=only,
+                force=force,
                 now=now,
             )
             return [o.summary() for o in outcomes]

@@ -38,39 +38,12 @@ class Outcome:
 
 def renew_user_now(settings: Settings, user: str, *, force: bool = False) -> Outcome:
     """Renew what is due among `user`'s plugin certificates now (all of them with `force`)."""
-    from ..impersonate import JSONValue
     from ..renewal import parse_report
-    from ..user_jobs import JobContext, RootSide
+    from ..renewal_worker import renewal_job
+    from ..user_jobs import RootSide
 
     now = time.time()
-
-    def job(ctx: JobContext) -> JSONValue:
-        from ..keys import certificate_facts
-        from ..user_renewal import renew_user
-
-        outcomes = renew_user(
-            ctx.api,
-            ctx.store,
-            ctx.settings,
-            contact_email=ctx.account.email or None,
-            force=force,
-            now=now,
-        )
-        record = ctx.store.load()
-        rows: list[JSONValue] = []
-        for outcome in outcomes:
-            row = outcome.summary()
-            entry = record.certificates.get(outcome.vhost)
-            row["not_before"] = entry.not_before if entry else 0
-            try:
-                row["issuer"] = (
-                    certificate_facts(entry.cert_pem).issuer_common_name if entry else ""
-                )
-            except (ValueError, TypeError):
-                row["issuer"] = ""
-            rows.append(row)
-        return {"disable_mail": record.disable_mail, "outcomes": rows}
-
+    job = renewal_job(frozenset(), now, force=force)
     with StateDB.open(settings) as db:
         try:
             result = RootSide.build(settings).run_for_user(user, job)
