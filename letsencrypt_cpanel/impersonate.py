@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import gc
 import json
 import os
 import re
@@ -43,7 +44,7 @@ MAX_ERROR_CHARS = 4000
 MAX_KIND_CHARS = 100
 # The pipe to root, in the child. A job must not write to it (it is how the tests play a
 # compromised job); only `run_as_user` writes the summary there.
-SUMMARY_FD = 3
+_summary_fd = -1  # the summary pipe, in a worker (summary_fd)
 KEPT_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "LECP_ROOT")
 
 _PR_GET_DUMPABLE = 3
@@ -242,16 +243,18 @@ def _child(  # pragma: no cover - runs in the forked child
 ) -> None:
     """Become the user, run the job, write the summary, and `os._exit` whatever happens."""
     code = _CHILD_FAILED
-    pipe_fd = write_fd  # moves to SUMMARY_FD once the other descriptors are closed
+    pipe_fd = write_fd
     stage = "could not prepare"
     try:
+        # Root's objects are never collected here: their finalizers (closing root's pools and
+        # files) are not the job's business, and untouched pages stay shared with root.
+        gc.freeze()
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
         _reset_signals()
         if before_drop is not None:
             before_drop()
         _keep_only_summary_pipe(write_fd)
-        pipe_fd = SUMMARY_FD
         stage = "could not become the user"
         _drop_privileges(user, groups)
         os.umask(0o022)
@@ -289,18 +292,46 @@ def _reset_signals() -> None:
 
 
 def _keep_only_summary_pipe(write_fd: int) -> None:
-    high = fcntl.fcntl(write_fd, fcntl.F_DUPFD_CLOEXEC, 10)
-    os.close(write_fd)
-    null = os.open(os.devnull, os.O_RDWR)
+    """stdin and stdout become /dev/null, and so does every other descriptor root had open,
+    but the summary pipe: the job can reach none of root's files or sockets.
+
+    They are replaced, not closed: Python objects inherited from root (a connection pool's
+    sockets, open files) still hold those numbers and close them when they are collected. Were
+    the numbers free, the job's own files would get them, and such a close would hit the
+    record's lock, a temporary file or the connection to cPanel (seen in bench/: "Bad file
+    descriptor", "cannot reach cPanel")."""
+    global _summary_fd
+    os.set_inheritable(write_fd, False)
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     # stdout must not reach root's stdout (le-cp prints JSON there); stderr keeps tracebacks.
     for std in (0, 1):
         os.dup2(null, std)
+    for fd in _open_descriptors():
+        if fd > 2 and fd not in (write_fd, null):
+            with contextlib.suppress(OSError):
+                os.dup2(null, fd, inheritable=False)
     if null > 2:
         os.close(null)
-    os.dup2(high, SUMMARY_FD, inheritable=False)
-    os.close(high)
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    os.closerange(SUMMARY_FD + 1, hard if hard != resource.RLIM_INFINITY else 1 << 20)
+    _summary_fd = write_fd
+
+
+def _open_descriptors() -> list[int]:
+    try:
+        return [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: ask each possible number
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        top = hard if hard != resource.RLIM_INFINITY and hard < 1 << 16 else 1 << 16
+        found = []
+        for fd in range(top):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, fcntl.F_GETFD)
+                found.append(fd)
+        return found
+
+
+def summary_fd() -> int:
+    """In a job: the descriptor of the summary pipe to root (-1 outside a worker)."""
+    return _summary_fd
 
 
 def _drop_privileges(user: SystemUser, groups: list[int]) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -26,11 +27,11 @@ from letsencrypt_cpanel.config import Settings
 from letsencrypt_cpanel.errors import RecordError, WorkerError, WorkerTimeout
 from letsencrypt_cpanel.impersonate import (
     MAX_SUMMARY_BYTES,
-    SUMMARY_FD,
     JobFailed,
     JSONValue,
     parse_summary,
     run_as_user,
+    summary_fd,
 )
 from letsencrypt_cpanel.record_format import CertificateEntry
 from letsencrypt_cpanel.store import RecordStore
@@ -178,7 +179,7 @@ def test_a_job_that_closes_the_pipe_and_lingers_is_killed_at_its_timeout(
     user: SystemUser,
 ) -> None:
     def job() -> JSONValue:
-        os.close(SUMMARY_FD)
+        os.close(summary_fd())
         time.sleep(300)
         return None
 
@@ -200,7 +201,7 @@ def _write_to_root(data: bytes) -> None:
     """What a compromised job could do: write its own bytes to the summary pipe."""
     view = memoryview(data)
     while view:
-        view = view[os.write(SUMMARY_FD, view) :]
+        view = view[os.write(summary_fd(), view) :]
 
 
 @needs_root
@@ -465,3 +466,51 @@ def test_supplementary_gids_never_include_root(settings: Settings) -> None:
 def test_parse_summary_never_fails_otherwise(data: bytes) -> None:
     with contextlib.suppress(WorkerError):
         parse_summary(data, "bob")
+
+
+@needs_root
+@pytest.mark.root
+def test_roots_open_files_are_out_of_the_jobs_reach(user: SystemUser, base: Path) -> None:
+    secret = base / "root-only"
+    secret.write_text("root's secret")
+    secret.chmod(0o600)
+    with secret.open() as held:
+
+        def job() -> JSONValue:
+            try:
+                return os.read(held.fileno(), 100).decode()
+            except OSError as exc:
+                return exc.strerror
+
+        assert run(user, job) in ("", "Bad file descriptor")  # /dev/null, or closed
+
+
+@needs_root
+@pytest.mark.root
+def test_roots_objects_closing_in_the_job_never_close_the_jobs_own_files(
+    user: SystemUser,
+) -> None:
+    # A socket root holds (a connection pool's, say) is closed in the child when collected.
+    # Its number must not belong to a file the job opened meanwhile.
+    inherited = [socket.socketpair() for _ in range(3)]
+    numbers = [s.fileno() for pair in inherited for s in pair]
+
+    def job() -> JSONValue:
+        opened = [os.open(os.devnull, os.O_RDONLY) for _ in range(max(numbers) + 5)]
+        for pair in inherited:
+            for sock in pair:
+                sock.close()
+        broken = []
+        for fd in opened:
+            try:
+                os.fstat(fd)
+            except OSError:
+                broken.append(fd)
+        return {"clashed": sorted(set(opened) & set(numbers)), "broken": broken}
+
+    try:
+        assert run(user, job) == {"clashed": [], "broken": []}
+    finally:
+        for pair in inherited:
+            for sock in pair:
+                sock.close()
