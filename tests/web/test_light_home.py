@@ -19,10 +19,11 @@ from tests.fixtures.sandbox import RunningSandbox
 
 # Runs the launcher file itself, then lists what it imported (stderr, after the page).
 RUNNER = """
-import json, runpy, sys
+import gc, json, runpy, sys
 sys.path.insert(0, sys.argv[1])
 runpy.run_path(sys.argv[2], run_name="__main__")
 sys.stdout.flush()
+sys.stderr.write("\\nGC=" + json.dumps([gc.isenabled(), gc.get_freeze_count()]))
 sys.stderr.write("\\nMODULES=" + json.dumps(sorted(sys.modules)) + "\\n")
 """
 
@@ -80,6 +81,12 @@ def _run_page(
         )
     assert proc.returncode == 0, proc.stderr
     modules = json.loads(proc.stderr.rsplit("MODULES=", 1)[1])
+    enabled, frozen = json.loads(proc.stderr.rsplit("GC=", 1)[1].split("\n", 1)[0])
+    # The launcher keeps the cyclic collector off while the modules load and freezes what they
+    # made (bench/bench_page.py), but the request itself runs with it on: an issue can take
+    # minutes in this process.
+    assert enabled, "the launcher left the garbage collector off"
+    assert frozen > 1000, f"the launcher froze {frozen} objects: the loaded modules are scanned"
     return proc.stdout, modules
 
 
