@@ -9,7 +9,11 @@ costs there), and `python3 -c pass` started directly. Target: median 120 ms or l
 The package is byte-compiled first, as install.sh does (`compileall`): the CGI runs as the user,
 who cannot write `__pycache__` in the repository, so a module without a current `.pyc` would be
 compiled again in every run (10-20 ms of the page, measured) and the figure would be the
-checkout's, not an install's. Home and the floor are timed in turns (A/B in one run, so a busy
+checkout's, not an install's. For the same reason the CGIs run on an interpreter laid out as
+install.sh lays one out (`install_like_python`): a venv that finds the dependencies and the code
+through .pth files. The development venv's Python also imports the editable install's path
+finder at every start (~10 ms of CPU that no server pays); Home through it is timed too, in the
+same turns, and given in a note. Home and the floor are timed in turns (A/B in one run, so a busy
 machine slows both alike), and the CPU time of the CGI processes (user + sys, from the page
 host's waited-for children in /proc) is given beside the wall time: on a shared 2-core machine
 it moves far less than the wall.
@@ -21,6 +25,7 @@ import compileall
 import os
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -33,6 +38,7 @@ from cpanel_sandbox import populate
 RUNS = 20
 VHOSTS = 50
 FLOOR_CGI = "letsencrypt-cpanel/floor.live.cgi"
+DEV_CGI = "letsencrypt-cpanel/dev-venv.live.cgi"
 
 
 def timed_get(bed: Bed, client: object, path: str | None = None) -> float:
@@ -68,16 +74,43 @@ def timed_cpu(bed: Bed, client: object, path: str | None, cpu: list[float]) -> f
     return took
 
 
-def cpu_note(label: str, cpu: list[float]) -> str:
-    return f"{label}: CPU (user+sys) {sum(cpu) / len(cpu) * 1000:.0f} ms a run (mean of {len(cpu)})"
+def install_like_python(folder: Path) -> Path:
+    """A venv as install.sh makes one with LECP_INSTALL_SITE_PACKAGES (what tests/install use):
+    the dependencies (this venv's site-packages) and the code (the repository) on its path
+    through .pth files, as `letsencrypt-cpanel-deps.pth` and `letsencrypt-cpanel.pth` put them.
+    A .pth line only adds a folder: the .pth files inside it (the editable finder) are not run."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    deps = sysconfig.get_path("purelib")
+    (Path(site) / "letsencrypt-cpanel-deps.pth").write_text(deps + "\n", encoding="utf-8")
+    (Path(site) / "letsencrypt-cpanel.pth").write_text(f"{REPO}\n", encoding="utf-8")
+    return python
+
+
+def installed_launcher(python: Path) -> str:
+    """cgi/letsencrypt.live.cgi as install.sh's `launcher` writes it: the venv's Python in the
+    first line, the rest as it is."""
+    lines = (REPO / "cgi" / "letsencrypt.live.cgi").read_text(encoding="utf-8").splitlines()
+    return f"#!{python}\n" + "\n".join(lines[1:]) + "\n"
+
+
+def cpu_text(cpu: list[float]) -> str:
+    return f"CPU (user+sys) {sum(cpu) / len(cpu) * 1000:.0f} ms a run (mean of {len(cpu)})"
 
 
 def main() -> int:
     from tests.fixtures.plugin_pages import (
+        CPANEL_PAGE,
         PAGE_PATH,
         PageClient,
         enable_plugin_feature,
-        install_cpanel_page,
+        launcher_text,
     )
 
     def prepare(root: Path, pebble: object) -> None:
@@ -86,25 +119,32 @@ def main() -> int:
     # As install.sh does; quiet, and a failure (a file being edited) only costs that file's time.
     compileall.compile_dir(str(REPO / "letsencrypt_cpanel"), quiet=2)
     with testbed(prepare) as bed:
-        install_cpanel_page(bed.sandbox)
+        python = install_like_python(bed.scratch / "venv")
+        # The tests' launcher: the development venv, the repository put on sys.path.
+        bed.sandbox.install_cgi("cpanel", DEV_CGI, launcher_text())
+        bed.sandbox.install_cgi("cpanel", CPANEL_PAGE, installed_launcher(python))
         enable_plugin_feature(bed.sandbox)
-        floor_text = f"#!{sys.executable}\nprint('Content-Type: text/plain\\n\\nok')\n"
+        floor_text = f"#!{python}\nprint('Content-Type: text/plain\\n\\nok')\n"
         bed.sandbox.install_cgi("cpanel", FLOOR_CGI, floor_text)
         client = PageClient.login(bed.sandbox, "page0001")
         html = client.html()
         rows = html.count("page0001.test") + sum(html.count(f"a{i}-page0001.test") for i in (1, 49))
-        floor_path = client.session.token + PAGE_PATH.replace(
-            "letsencrypt-cpanel/letsencrypt.live.cgi", FLOOR_CGI
+        floor_path, dev_path = (
+            client.session.token + PAGE_PATH.replace(CPANEL_PAGE, cgi)
+            for cgi in (FLOOR_CGI, DEV_CGI)
         )
-        timed_get(bed, client)  # warms the OS caches (and the user's template cache)
-        timed_get(bed, client, floor_path)
+        for path in (None, floor_path, dev_path):  # warms the OS caches (and the template cache)
+            timed_get(bed, client, path)
         page: list[float] = []
         floor: list[float] = []
+        dev: list[float] = []
         page_cpu: list[float] = []
         floor_cpu: list[float] = []
+        dev_cpu: list[float] = []
         for _ in range(RUNS):
             page.append(timed_cpu(bed, client, None, page_cpu))
             floor.append(timed_cpu(bed, client, floor_path, floor_cpu))
+            dev.append(timed_cpu(bed, client, dev_path, dev_cpu))
     bare = []
     for _ in range(RUNS):
         started = time.perf_counter()
@@ -119,8 +159,9 @@ def main() -> int:
         met=None,
         floor=True,
         notes=[
-            cpu_note("Home", page_cpu),
-            cpu_note("empty Python CGI", floor_cpu),
+            f"Home: {cpu_text(page_cpu)}",
+            f"empty Python CGI: {cpu_text(floor_cpu)}",
+            f"Home on the development venv: {Series('', dev).summary()}, {cpu_text(dev_cpu)}",
             f"`python3 -c pass` alone: {Series('', bare).summary()}",
             f"the page listed the vhosts (sample names found {rows} times)",
         ],
