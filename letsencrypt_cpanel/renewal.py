@@ -260,7 +260,7 @@ class _Cycle:
                     self.db.mail_failed_again(mail_id, attempts + 1, self.now)
 
     def finish(self) -> None:
-        for user in {row.user for row in self.db.vhosts()} | set(self.db.users()):
+        for user in self.db.known_users():
             if user not in self.accounts:
                 with self.db.transaction():
                     self.db.forget_user(user)
@@ -304,11 +304,12 @@ def run_once(
     ones are waited for and recorded, and the cycle ends (`stopped_early`)."""
     root = RootSide.build(settings)
     accounts = root.whm.listaccts()
-    ssl_vhosts = root.whm.fetch_ssl_vhosts()
     last_sweep = float(db.meta(LAST_FULL_SWEEP, "0") or 0)
     result = CycleResult(full_sweep=now - last_sweep >= settings.full_sweep_days * DAY)
+    # Every SSL vhost of the server, the cycle's largest object, is let go once planned from
+    # (the daemon's peak memory, bench/).
     work, result.suspended = plan_work(
-        accounts, ssl_vhosts, db, settings, now, full_sweep=result.full_sweep
+        accounts, root.whm.fetch_ssl_vhosts(), db, settings, now, full_sweep=result.full_sweep
     )
     by_user = {a.user: a for a in accounts}
     cycle = _Cycle(settings, db, by_user, _hostname(root), int(now), mailer, result)

@@ -22,12 +22,18 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
 from .errors import Error
 from .sqlite_files import open_wal_database
+
+# The row and report types live in state_rows; imported from here as they always were.
+from .state_rows import HistoryEntry as HistoryEntry
+from .state_rows import UserReport as UserReport
+from .state_rows import UserState as UserState
+from .state_rows import VhostReport as VhostReport
+from .state_rows import VhostState as VhostState
 
 DB_NAME = "state.sqlite3"
 HOUR = 3600
@@ -74,60 +80,6 @@ def backoff_delay(failures: int) -> int:
     if failures <= 0:
         return 0
     return int(min(HOUR * 2 ** min(failures - 1, 16), DAY))
-
-
-@dataclass(frozen=True)
-class VhostState:
-    user: str
-    vhost: str
-    status: str
-    names: tuple[str, ...]
-    not_before: int
-    not_after: int
-    issuer: str
-    failures: int
-    last_error: str
-    last_attempt: int
-    next_attempt: int
-
-
-@dataclass(frozen=True)
-class UserState:
-    user: str
-    last_run: int
-    failures: int
-    last_error: str
-    next_attempt: int
-    disable_mail: bool
-
-
-@dataclass(frozen=True)
-class VhostReport:
-    """One certificate as a worker reported it (already checked by `renewal.parse_report`)."""
-
-    vhost: str
-    action: str  # user_renewal's: renewed, reinstalled, not_due, replaced, names_gone, failed
-    names: tuple[str, ...] = ()
-    not_before: int = 0
-    not_after: int = 0
-    issuer: str = ""
-    error: str = ""
-    renew_at: int = 0  # the CA's (ARI) chosen renewal time of a certificate not yet due
-
-
-@dataclass(frozen=True)
-class UserReport:
-    disable_mail: bool
-    outcomes: list[VhostReport]
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    at: int
-    user: str
-    vhost: str
-    action: str
-    detail: str
 
 
 class StateDB:
@@ -186,6 +138,11 @@ class StateDB:
         cur = self.conn.execute("SELECT * FROM vhosts WHERE user = ? AND vhost = ?", (user, vhost))
         row = cur.fetchone()
         return _vhost_row(row) if row else None
+
+    def known_users(self) -> set[str]:
+        """Every user with a row (vhosts or users), without reading the rows themselves."""
+        cur = self.conn.execute("SELECT user FROM vhosts UNION SELECT user FROM users")
+        return {str(row[0]) for row in cur}
 
     def users(self) -> dict[str, UserState]:
         cur = self.conn.execute("SELECT * FROM users")

@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from ..config import Secrets, Settings
 from ..errors import CpanelTransportError
-from .envelope import Args, check_whm_envelope, decode_json, expand_args
+from .envelope import Args, check_whm_envelope, decode_json, decode_json_stream, expand_args
 from .quirks import MAX_RESPONSE_BYTES
 from .tls import PinnedTLS, is_verification_failure
 from .whm import WhmAPI
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class PinnedAdapter(HTTPAdapter):
@@ -57,6 +58,18 @@ class HttpsReply:
     body: bytes = field(repr=False)
     cookies: Mapping[str, str] = field(repr=False)
     location: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One request as `PinnedHttpsClient` sends it (and sends again after a re-read pin)."""
+
+    method: str
+    url: str = field(repr=False)  # a login URL holds the session secret
+    module: str
+    func: str
+    data: list[tuple[str, str]] | None = field(repr=False)
+    headers: Mapping[str, str] | None = field(repr=False)
 
 
 class PinnedHttpsClient:
@@ -102,12 +115,54 @@ class PinnedHttpsClient:
         headers: Mapping[str, str] | None = None,
     ) -> HttpsReply:
         """One request, redirects not followed. Raises `CpanelTransportError`."""
-        if not url.startswith("https://"):
+
+        def read(response: requests.Response, deadline: float) -> HttpsReply:
+            body = bytearray()
+            for chunk in self._chunks(response, module, func, deadline):
+                body += chunk
+            return HttpsReply(
+                status=response.status_code,
+                content_type=response.headers.get("Content-Type", ""),
+                body=bytes(body),
+                cookies={c.name: c.value or "" for c in response.cookies},
+                location=response.headers.get("Location", ""),
+            )
+
+        return self._pinned(_Call(method, url, module, func, data, headers), read)
+
+    def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        module: str,
+        func: str,
+        data: list[tuple[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        object_hook: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Any:
+        """One request whose 2xx answer is JSON, decoded as it arrives (`decode_json_stream`):
+        the body is never held whole. Raises `CpanelTransportError` (also for another status)."""
+
+        def read(response: requests.Response, deadline: float) -> Any:
+            if not 200 <= response.status_code < 300:
+                raise self._error(module, func, f"cPanel answered HTTP {response.status_code}")
+            chunks = self._chunks(response, module, func, deadline)
+            return decode_json_stream(
+                chunks, module, func, transport=self.transport_name, object_hook=object_hook
+            )
+
+        return self._pinned(_Call(method, url, module, func, data, headers), read)
+
+    def _pinned(self, call: _Call, read: Callable[[requests.Response, float], _T]) -> _T:
+        """`_request_once`; when the pin does not match, once more with the re-read pin."""
+        module, func = call.module, call.func
+        if not call.url.startswith("https://"):
             raise CpanelTransportError(
                 module, func, ["refusing a non-HTTPS URL"], transport=self.transport_name
             )
         try:
-            return self._request_once(method, url, module, func, data, headers)
+            return self._request_once(call, read)
         except requests.exceptions.SSLError as exc:
             if not is_verification_failure(exc):
                 raise self._error(module, func, "the TLS handshake with cPanel failed") from None
@@ -120,7 +175,7 @@ class PinnedHttpsClient:
         self.tls = fresh
         self.close()
         try:
-            return self._request_once(method, url, module, func, data, headers)
+            return self._request_once(call, read)
         except requests.exceptions.SSLError:
             raise self._error(
                 module, func, "cPanel's certificate does not match the pinned one"
@@ -129,22 +184,15 @@ class PinnedHttpsClient:
     def _error(self, module: str, func: str, reason: str) -> CpanelTransportError:
         return CpanelTransportError(module, func, [reason], transport=self.transport_name)
 
-    def _request_once(
-        self,
-        method: str,
-        url: str,
-        module: str,
-        func: str,
-        data: list[tuple[str, str]] | None,
-        headers: Mapping[str, str] | None,
-    ) -> HttpsReply:
+    def _request_once(self, call: _Call, read: Callable[[requests.Response, float], _T]) -> _T:
+        module, func = call.module, call.func
         deadline = time.monotonic() + self.timeout
         try:
             response = self._http().request(
-                method,
-                url,
-                data=data,
-                headers=dict(headers or {}),
+                call.method,
+                call.url,
+                data=call.data,
+                headers=dict(call.headers or {}),
                 timeout=(min(self.timeout, 10.0), self.timeout),
                 allow_redirects=False,
                 stream=True,
@@ -156,34 +204,28 @@ class PinnedHttpsClient:
         except requests.exceptions.RequestException as exc:
             raise self._error(module, func, f"cannot reach cPanel ({type(exc).__name__})") from None
         with response:
-            body = self._read_body(response, module, func, deadline)
-            log.debug("%s %s -> HTTP %s", method, func, response.status_code)
-            return HttpsReply(
-                status=response.status_code,
-                content_type=response.headers.get("Content-Type", ""),
-                body=body,
-                cookies={c.name: c.value or "" for c in response.cookies},
-                location=response.headers.get("Location", ""),
-            )
+            log.debug("%s %s -> HTTP %s", call.method, func, response.status_code)
+            return read(response, deadline)
 
-    def _read_body(
+    def _chunks(
         self, response: requests.Response, module: str, func: str, deadline: float
-    ) -> bytes:
-        body = bytearray()
+    ) -> Iterator[bytes]:
+        """The body as it arrives, bounded in size and time."""
+        size = 0
         try:
             for chunk in response.iter_content(65536):
-                body += chunk
-                if len(body) > self.max_bytes:
+                size += len(chunk)
+                if size > self.max_bytes:
                     raise self._error(module, func, f"the answer exceeds {self.max_bytes} bytes")
                 if time.monotonic() > deadline:
                     raise self._error(module, func, f"no full answer within {self.timeout:g} s")
+                yield chunk
         except requests.exceptions.Timeout:
             raise self._error(module, func, f"no full answer within {self.timeout:g} s") from None
         except requests.exceptions.RequestException as exc:
             raise self._error(
                 module, func, f"the answer was cut off ({type(exc).__name__})"
             ) from None
-        return bytes(body)
 
 
 def require_json_reply(
@@ -224,18 +266,17 @@ class WhmHttpsTransport:
     def call_whm_parsed(
         self, func: str, args: Args, object_hook: Callable[[dict[str, Any]], Any] | None
     ) -> dict[str, Any]:
-        """call_whm, each JSON object of the answer passed through `object_hook` as it is read
-        (a listing of 20,000 vhosts is ~110 MB as dicts, ~25 MB as models; bench/)."""
-        reply = self.client.request(
+        """call_whm, the answer decoded as it arrives and each of its JSON objects passed
+        through `object_hook` as it is read: a listing of 20,000 vhosts is ~35 MB of text and
+        ~110 MB as dicts, ~25 MB as models (bench/)."""
+        envelope = self.client.request_json(
             "POST",
             f"{self.base_url}/json-api/{func}?api.version=1",
             module="",
             func=func,
             data=expand_args(args),
             headers={"Authorization": f"whm {self.user}:{self._token}"},
-        )
-        envelope = require_json_reply(
-            reply, "", func, transport=self.transport_name, object_hook=object_hook
+            object_hook=object_hook,
         )
         return check_whm_envelope(func, envelope, transport=self.transport_name)
 

@@ -1,7 +1,9 @@
 """Typed results of the cPanel and WHM calls the plugin makes (frozen dataclasses, no I/O).
 
 Certificates, keys, tokens and session URLs are kept out of `repr` so a logged object never
-carries one.
+carries one. The models a whole server's listing is made of (`Account`, `SslVhost` and its
+`CertificateFacts`) have slots: 20,000 vhosts without a `__dict__` each (the daemon's peak
+memory, bench/).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class DomainList:
     sub_domains: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CertificateFacts:
     """What cPanel says about a certificate (installed_hosts `certificate`, fetch_ssl_vhosts
     `crt`, list_certs entries, service `certificate_info`). Times are epoch seconds."""
@@ -136,7 +138,7 @@ class NewRecord:
     data: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Account:
     """One cPanel account as WHM lists it (listaccts / accountsummary)."""
 
@@ -163,7 +165,7 @@ class UserSession:
     expires: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SslVhost:
     """One SSL vhost on the server (WHM fetch_ssl_vhosts)."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -49,10 +50,17 @@ _KINDS: dict[str, VhostKind] = {
 def _unique_lower(names: Iterable[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for name in names:
-        clean = name.strip().lower().rstrip(".")
+        clean = _shared(name.strip().lower().rstrip("."))
         if clean:
             seen.setdefault(clean, None)
     return tuple(seen)
+
+
+def _shared(text: str) -> str:
+    """One copy of a string that recurs across a listing (a user, an issuer, a name that is
+    both a vhost's and its certificate's): WHM's listing of a whole server is held at once, and
+    each JSON value is a string of its own (the daemon's peak memory, bench/)."""
+    return sys.intern(text)
 
 
 def vhost_names(domain: str, servername: str, serveralias: Any) -> tuple[str, ...]:
@@ -88,13 +96,13 @@ def certificate_facts(obj: Any) -> CertificateFacts:
     return CertificateFacts(
         id=as_str(cert.get("id")),
         names=_unique_lower(as_str_list(cert.get("domains"))),
-        subject_cn=common_name(dotted(cert, "subject", "commonName")),
-        issuer_cn=common_name(dotted(cert, "issuer", "commonName")),
-        issuer_org=as_str(dotted(cert, "issuer", "organizationName")),
+        subject_cn=_shared(common_name(dotted(cert, "subject", "commonName"))),
+        issuer_cn=_shared(common_name(dotted(cert, "issuer", "commonName"))),
+        issuer_org=_shared(as_str(dotted(cert, "issuer", "organizationName"))),
         not_before=as_int(cert.get("not_before")),
         not_after=as_int(cert.get("not_after")),
         is_self_signed=as_bool(cert.get("is_self_signed")),
-        key_type=key_type(cert),
+        key_type=_shared(key_type(cert)),
     )
 
 
@@ -194,11 +202,11 @@ def ssl_vhost(obj: Mapping[str, Any]) -> SslVhost:
     """One `vhosts[]` entry of WHM fetch_ssl_vhosts (cpanel-api.md §3)."""
     crt = obj.get("crt")
     return SslVhost(
-        servername=as_str(obj.get("servername")).lower(),
-        user=as_str(obj.get("user")),
+        servername=_shared(as_str(obj.get("servername")).lower()),
+        user=_shared(as_str(obj.get("user"))),
         domains=_unique_lower(as_str_list(obj.get("domains"))),
         docroot=as_str(obj.get("docroot")),
-        type=as_str(obj.get("type")),
+        type=_shared(as_str(obj.get("type"))),
         certificate=certificate_facts(crt) if isinstance(crt, Mapping) else None,
     )
 

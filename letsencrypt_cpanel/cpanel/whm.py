@@ -6,7 +6,7 @@ functions that return nothing (cpanel-api.md §1.5).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import CpanelAPIError
@@ -14,6 +14,9 @@ from . import parsing
 from .envelope import WhmTransport
 from .models import Account, AutosslProvider, DomainInfo, ServiceCert, SslVhost, UserSession
 from .quirks import as_dict, as_int, as_list, as_str
+
+# The listaccts fields `parsing.account` reads: the rest (~30 per account) is never sent.
+ACCOUNT_FIELDS = "user,domain,email,owner,suspended,uid,plan,ip"
 
 
 class WhmAPI:
@@ -25,16 +28,32 @@ class WhmAPI:
     def _data(self, func: str, args: dict[str, str | Sequence[str]]) -> dict[str, Any]:
         return as_dict(self.transport.call_whm(func, args).get("data"))
 
+    def _listing(
+        self, func: str, args: dict[str, str | Sequence[str]], hook: Callable[[dict[str, Any]], Any]
+    ) -> dict[str, Any]:
+        """`data` of a listing whose entries `hook` turns into models as the JSON is read, when
+        the transport can (`call_whm_parsed`): a whole server's entries are never all dicts at
+        once (the daemon's peak memory, bench/). Other transports give dicts to parse after."""
+        parsed_call = getattr(self.transport, "call_whm_parsed", None)
+        if parsed_call is None:
+            return self._data(func, args)
+        return as_dict(parsed_call(func, args, hook).get("data"))
+
     def listaccts(self) -> list[Account]:
-        """Every account. WHM answers an empty server with result 0, "No accounts found."
-        (cpanel-api.md §3 listaccts): that is an empty list here."""
+        """Every account, with only the fields `Account` keeps (`want`, cpanel-api.md §3
+        listaccts). WHM answers an empty server with result 0, "No accounts found." (same
+        section): that is an empty list here."""
         try:
-            data = self._data("listaccts", {})
+            data = self._listing("listaccts", {"want": ACCOUNT_FIELDS}, _account_hook)
         except CpanelAPIError as exc:
             if any("no accounts found" in r.lower() for r in exc.reasons):
                 return []
             raise
-        return [parsing.account(o) for o in as_list(data.get("acct")) if isinstance(o, dict)]
+        return [
+            o if isinstance(o, Account) else parsing.account(o)
+            for o in as_list(data.get("acct"))
+            if isinstance(o, dict | Account)
+        ]
 
     def accountsummary(self, user: str) -> Account:
         """One account; an unknown user raises `CpanelAPIError` ("Account does not exist.")."""
@@ -61,14 +80,9 @@ class WhmAPI:
         )
 
     def fetch_ssl_vhosts(self) -> list[SslVhost]:
-        """Every SSL vhost on the server with its certificate (cpanel-api.md §3). Over HTTPS each
-        vhost becomes its `SslVhost` as the JSON is read, never a whole server's dicts at once
-        (peak memory of the daemon's cycle; bench/)."""
-        parsed_call = getattr(self.transport, "call_whm_parsed", None)
-        if parsed_call is None:
-            data = self._data("fetch_ssl_vhosts", {})
-        else:
-            data = as_dict(parsed_call("fetch_ssl_vhosts", {}, _ssl_vhost_hook).get("data"))
+        """Every SSL vhost on the server with its certificate (cpanel-api.md §3); each becomes
+        its `SslVhost` as the JSON is read (`_listing`)."""
+        data = self._listing("fetch_ssl_vhosts", {}, _ssl_vhost_hook)
         return [
             o if isinstance(o, SslVhost) else parsing.ssl_vhost(o)
             for o in as_list(data.get("vhosts"))
@@ -124,6 +138,12 @@ class WhmAPI:
         if not token:
             raise CpanelAPIError("", "api_token_create", ["no token in the answer"])
         return token
+
+
+def _account_hook(obj: dict[str, Any]) -> Any:
+    """json.loads' object_hook for listaccts: an `acct[]` entry (the only objects with a `user`)
+    becomes its `Account` at once."""
+    return parsing.account(obj) if "user" in obj else obj
 
 
 def _ssl_vhost_hook(obj: dict[str, Any]) -> Any:
