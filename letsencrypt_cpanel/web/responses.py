@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_FIELDS = 1000
 # The statuses the pages answer most, so that a view need not import `http` (its HTTPStatus
 # enum is built at import, in every CGI process); any other comes from HTTPStatus (422 too: its
 # phrase changed in Python 3.13).
@@ -31,7 +32,6 @@ _REASONS = {
     502: "Bad Gateway",
     504: "Gateway Timeout",
 }
-MAX_FIELDS = 1000
 
 
 class BadRequest(Exception):
