@@ -23,11 +23,12 @@ def open_wal_database(
     """A connection (autocommit; transactions are explicit) with `schema` applied. Raises
     OSError or sqlite3.Error."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    old = os.umask(0o077)
-    try:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    finally:
-        os.umask(old)
+    # Made 0600 here rather than under a umask: the umask is the whole process's, and the daemon
+    # and the tests open these files from several threads at once. SQLite gives its -wal and
+    # -shm files the database file's mode.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    os.close(fd)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
         for attempt in range(_WAL_ATTEMPTS):
             try:
