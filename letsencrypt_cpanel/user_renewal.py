@@ -145,7 +145,9 @@ def renew_user(
             host = host_for(vhost, hosts)
             ours = _is_ours(host, entry)
             foreign = host is not None and not ours and not host.certificate.is_self_signed
-            if foreign and not force:
+            # Even a forced renewal leaves another provider's certificate alone: the site owner
+            # takes the vhost back with Issue on the cPanel page, never a server-wide action.
+            if foreign:
                 if entry.state != STATE_REPLACED:
                     entry.state = STATE_REPLACED
                     txn.save()

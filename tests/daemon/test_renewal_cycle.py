@@ -135,3 +135,7 @@ def test_a_replaced_certificate_is_left_alone_and_reported_once(bed: Bed) -> Non
     out = bed.once()
     assert "0 user(s) run" in out, out  # left alone until the weekly sweep looks again
     assert len(bed.mailbox.to("dave@mail.test")) == 1
+    # Not even a forced renewal (le-cp, WHM's "even if not due") overwrites it.
+    forced = bed.lecp.run("ssl", "renew", "--user", "dave", "--force")
+    assert "replaced" in forced.stdout + forced.stderr, forced
+    assert sb.fetch_site_cert("dave.test") == x509.load_pem_x509_certificate(leaf.cert.encode())
