@@ -18,11 +18,11 @@ deps: $(STAMP)
 
 # The venv is built from Debian's Python, not a per-user one: workers and CGIs run as other uids
 # and must be able to reach the interpreter (a pyenv Python under /root is not reachable).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-test.lock
 	@dpkg -s python3-venv >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
 	@test -x $(PY) || $(PY_SYSTEM) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c requirements-test.lock -e '.[test]'
 	@touch $(STAMP)
 
 lint: deps
