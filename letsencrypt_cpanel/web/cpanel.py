@@ -54,10 +54,10 @@ from . import cpanel_views as views
 from . import csrf
 from .cpanel_context import IssuerFactory, PageContext, default_issuer
 from .csrf import CsrfGuard
-from .error_advice import PageError, message_for, status_for
+from .error_advice import PageError, json_failure, message_for, status_for
 from .nvdata_files import NvdataFolder
 from .rendering import templates_dir
-from .responses import BadRequest, Request, Response, json_response, new_nonce
+from .responses import BadRequest, Request, Response, new_nonce
 
 PLUGIN_FEATURE = "letsencrypt-cpanel"
 SSL_FEATURE = "sslinstall"
@@ -196,9 +196,9 @@ def _has_features(ctx: PageContext) -> bool:
 
 
 def _failure(folder: Path, nonce: str, wants_json: bool, exc: BaseException) -> Response:
-    status, text = status_for(exc), message_for(exc)
     if wants_json:
-        return json_response(status, success=False, errors=[text])
+        return json_failure(exc)
+    status, text = status_for(exc), message_for(exc)
     return views.message_page(folder, nonce, status, "Something needs your attention", text)
 
 

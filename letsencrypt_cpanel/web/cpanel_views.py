@@ -21,7 +21,7 @@ from ..names import is_wildcard, normalize_name, wildcard_base
 from ..record_format import CertificateEntry, Record
 from . import one_time_message
 from .cpanel_context import PageContext, PageIssuer
-from .error_advice import PageError, message_for, status_for
+from .error_advice import PageError, json_failure, message_for
 from .progress import BUSY_LOCK, ProgressFile
 from .rendering import format_date, render
 from .responses import Response, json_response, redirect
@@ -97,7 +97,7 @@ def _busy_work(
         except Error as exc:
             progress.step("failed")
             if ctx.wants_json:
-                return json_response(status_for(exc), success=False, errors=[message_for(exc)])
+                return json_failure(exc)
             one_time_message.leave(ctx.nvdata, "error", message_for(exc))
             return redirect(back)
         except BaseException:

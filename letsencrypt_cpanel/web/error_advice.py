@@ -8,6 +8,8 @@ never imports the issuance code.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from ..errors import (
     AcmeError,
     ChallengeFailed,
@@ -19,7 +21,7 @@ from ..errors import (
     RateLimited,
     RecordError,
 )
-from .responses import BadRequest
+from .responses import BadRequest, Response, json_response
 
 # `ChallengeFailed.kind` of the dns-01 failures (dns_challenge.py, dns_wait.py; named here, not
 # imported: those modules load dnspython, which the page's light modules must not).
@@ -50,11 +52,33 @@ def status_for(exc: BaseException) -> int:
         return 400
     if isinstance(exc, RecordError):
         return 409  # in practice: a renewal holds the user's lock right now
+    if isinstance(exc, RateLimited):
+        return 429  # RFC 6585 §4: the client (this account) asked too often; wait, then retry
     if isinstance(exc, AcmeError) and exc.kind in _KIND_STATUS:
         return _KIND_STATUS[exc.kind]
     if isinstance(exc, AcmeError | InstallFailed | CpanelAPIError):
         return 502
     return 500
+
+
+def headers_for(exc: BaseException) -> list[tuple[str, str]]:
+    """Headers that go with the failure's status: Retry-After (RFC 9110 §10.2.3, an HTTP-date,
+    so it stays right however long the reply takes) when the CA said when its limit ends."""
+    when = exc.retry_after if isinstance(exc, RateLimited) else None
+    if when is None:
+        return []
+    import email.utils  # here: only a rate-limited failure needs it, never Home
+
+    if when.tzinfo is None:  # the library's times without a zone are UTC
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return [("Retry-After", email.utils.format_datetime(when.astimezone(dt.timezone.utc), True))]
+
+
+def json_failure(exc: BaseException) -> Response:
+    """The JSON API's answer to a failure: its status, its advice, and its headers."""
+    reply = json_response(status_for(exc), success=False, errors=[message_for(exc)])
+    reply.headers.extend(headers_for(exc))
+    return reply
 
 
 def message_for(exc: BaseException) -> str:

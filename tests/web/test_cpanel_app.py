@@ -178,7 +178,7 @@ MARKUP = "<img src=x onerror=alert(1)>"
 @pytest.mark.parametrize(
     ("failure", "status", "words"),
     [
-        (RateLimited("too many certificates", dt.datetime(2030, 1, 2, 3, 4)), 502, "2030-01-02"),
+        (RateLimited("too many certificates", dt.datetime(2030, 1, 2, 3, 4)), 429, "2030-01-02"),
         (ChallengeFailed("example.com", f"got {MARKUP}"), 502, "DNS A and AAAA"),
         (CpanelAPIError("SSL", "install_ssl", [MARKUP]), 502, "hosting provider"),
         (InstallFailed("issued and saved; Try Reinstall"), 502, "Try Reinstall"),
@@ -203,6 +203,20 @@ def test_failures_say_what_to_do_with_a_fitting_status(
     assert MARKUP not in shown
     progress = ProgressFile(NvdataFolder(page.home)).read("example.com")
     assert progress["step"] == "failed" and "Proving you control example.com" in progress["steps"]
+
+
+def test_a_rate_limit_answers_429_with_retry_after_when_the_ca_said_when(page: Page) -> None:
+    form = {"action": "issue", "vhost": "example.com", "name": "example.com"}
+    for when, retry_after in (
+        (dt.datetime(2030, 1, 2, 3, 4, tzinfo=dt.timezone.utc), "Wed, 02 Jan 2030 03:04:00 GMT"),
+        (None, None),
+    ):
+        page.issuer.failure = RateLimited("too many certificates", when)
+        got, headers, body = page.call(
+            "POST", form={**form, "csrf_token": page.token()}, json_api=True
+        )
+        assert got == 429 and headers.get("Retry-After") == retry_after
+        assert "rate limit was reached: too many certificates" in json.loads(body)["errors"][0]
 
 
 def test_a_second_click_while_busy_answers_409(page: Page) -> None:
