@@ -3,8 +3,9 @@
 Starts Pebble and pebble-challtestsrv, builds a sandbox with two demo users, issues a certificate
 for a demo site through the product's own path (`le-cp` as root -> a WHM user session -> a worker
 running as the user -> the same issuance code the cPanel page runs), proves it with a TLS handshake
-(SNI) whose chain verifies against Pebble's root, prints a summary and login URLs, and keeps
-serving until Ctrl-C. With DEMO_ONCE=1 it exits after the summary: 0 when the proof held.
+(SNI) whose chain verifies against Pebble's root, installs the plugin's cPanel and WHM pages (with
+the plugin's feature on), prints a summary, login URLs and the pages' URLs, and keeps serving
+until Ctrl-C. With DEMO_ONCE=1 it exits after the summary: 0 when the proof held.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cryptography import x509  # noqa: E402
 
+from tests.fixtures import plugin_pages  # noqa: E402
 from tests.fixtures.lecp import configure  # noqa: E402
 from tests.fixtures.pebble import free_port, start_pebble  # noqa: E402
-from tests.fixtures.sandbox import run_cli, start_sandbox  # noqa: E402
+from tests.fixtures.sandbox import RunningSandbox, run_cli, start_sandbox  # noqa: E402
+from tests.whm import pages as whm_pages  # noqa: E402
 
 DEMO_ROOT = Path("/var/tmp/letsencrypt-cpanel-demo")
 SITE = "shop.demo.test"
@@ -42,6 +46,26 @@ def prove(https_port: int, name: str, root_pem: str) -> x509.Certificate:
             der = tls.getpeercert(binary_form=True)
     assert der is not None
     return x509.load_der_x509_certificate(der)
+
+
+def install_plugin_pages(sandbox: RunningSandbox) -> None:
+    """What install.sh does for the pages: the cPanel page with its feature on in the default
+    feature list, and the WHM page (the same helpers the page tests use)."""
+    plugin_pages.install_cpanel_page(sandbox)
+    plugin_pages.enable_plugin_feature(sandbox)
+    whm_pages.install_whm_page(sandbox)
+
+
+def page_links(sandbox: RunningSandbox, user: str, service: str, page: str) -> tuple[str, str]:
+    """A one-time login URL and the plugin page's URL in the session it opens.
+
+    The login URL lands on the home (which lists the plugin); the page URL works in the same
+    browser once the login URL has set the session cookie.
+    """
+    login = sandbox.login_url(user, service)
+    parts = urlsplit(login)
+    token = "/" + parts.path.lstrip("/").split("/", 1)[0]
+    return login, f"{parts.scheme}://{parts.netloc}{token}{page}"
 
 
 def main() -> int:
@@ -89,9 +113,17 @@ def main() -> int:
         print(f"    issued by {cert.issuer.rfc4514_string()}, valid until {until}")
         print("    and its chain verifies against this Pebble's root (TLS handshake with SNI).")
         print()
-        print("  Log in (the browser must accept the sandbox's self-signed service certificate):")
-        print(f"    cPanel as demoshop: {sandbox.login_url('demoshop')}")
-        print(f"    WHM as root:        {sandbox.login_url('root', 'whostmgrd')}")
+        install_plugin_pages(sandbox)
+        cpanel_login, cpanel_page = page_links(
+            sandbox, "demoshop", "cpaneld", plugin_pages.PAGE_PATH
+        )
+        whm_login, whm_page = page_links(sandbox, "root", "whostmgrd", whm_pages.PAGE_PATH)
+        print("  Log in (the browser must accept the sandbox's self-signed service certificate),")
+        print("  then open the plugin's page in the same browser:")
+        print(f"    cPanel as demoshop: {cpanel_login}")
+        print(f"      the plugin's page: {cpanel_page}")
+        print(f"    WHM as root:        {whm_login}")
+        print(f"      the plugin's page: {whm_page}")
         print(f"  Try: LECP_ROOT={DEMO_ROOT} .venv/bin/le-cp ssl list --user demoshop")
         if once:
             return 0
