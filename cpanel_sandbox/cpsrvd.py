@@ -12,10 +12,15 @@ WHM port (service `whostmgrd`, cookie `whostmgrsession`, as on a real server):
   /cpsessN/cgi/...                     WHM plugin CGIs, run as root with REMOTE_USER
   /login/?session=..., /cpsessN/logout/
 
+cPanel port, with a cPanel user API token (`Authorization: cpanel USER:TOKEN`, made by
+`python -m cpanel_sandbox.tokens`, see tokens.py):
+  /execute/Module/func                 UAPI as USER
+A cPanel token on any other document (a WHM function, a page) is refused with "Token
+authentication allows access to UAPI or API 2 calls only." (cpanel-api.md §1.1).
+
 Authentication failures are HTTP errors with an HTML body, never JSON: no or wrong session cookie
-401, a bad WHM token 403, no credentials 401 (cpanel-api.md §1.1: with token auth cpsrvd answers
-auth problems with real HTTP codes). cPanel user API tokens (`Authorization: cpanel`) are refused
-with 401: no sandbox function creates them.
+401, a bad WHM or cPanel token 403, no credentials 401 (cpanel-api.md §1.1: with token auth cpsrvd
+answers auth problems with real HTTP codes; which codes, §7 leaves open).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from cpanel_sandbox import faults, liveapi, pagehost, sessions, whm
+from cpanel_sandbox import faults, liveapi, pagehost, sessions, tokens, whm
 from cpanel_sandbox.sites import (
     QuietHandlerMixin,
     ServiceCertificate,
@@ -170,10 +175,12 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
             came_from = _TOKEN_PATH.match(urlsplit(self.headers.get("Referer") or "").path)
             self._logout(came_from.group(1) if came_from else None)
             return
-        if path.startswith(("/execute/", "/json-api/")):
+        match = _TOKEN_PATH.match(path)
+        if path.startswith(("/execute/", "/json-api/")) or (
+            match is None and self._auth_scheme() == "cpanel"
+        ):
             self._token_api(path, query, body)
             return
-        match = _TOKEN_PATH.match(path)
         if match is None:
             if path == "/":
                 self._send(200, faults.LOGIN_PAGE_HTML.encode())
@@ -248,10 +255,17 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
 
     # ---- APIs -----------------------------------------------------------------------------
 
+    def _auth_scheme(self) -> str:
+        return (self.headers.get("Authorization") or "").strip().partition(" ")[0].lower()
+
     def _token_api(self, path: str, query: str, body: bytes) -> None:
         scheme, _, credentials = (self.headers.get("Authorization") or "").strip().partition(" ")
+        # cpsrvd splits after the scheme word on the first `:` (cpanel-api.md §1.1).
         user, _, api_token = credentials.strip().partition(":")
         scheme = scheme.lower()
+        if scheme == "cpanel":
+            self._cpanel_token_api(user, api_token, path, query, body)
+            return
         if self.server.service == "whostmgrd" and path.startswith("/json-api/"):
             if scheme != "whm" or not user or not api_token:
                 self._refuse(401, "Authentication is required.")
@@ -260,10 +274,28 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
             else:
                 self._whm(user, path, query, body)
             return
-        if self.server.service == "cpaneld" and path.startswith("/execute/"):
-            self._refuse(401, "Token authentication is not available for this account.")
-            return
         self._refuse(401, "Log in to continue.")
+
+    def _cpanel_token_api(
+        self, user: str, api_token: str, path: str, query: str, body: bytes
+    ) -> None:
+        """A request with a cPanel user API token (cpanel-api.md §1.1)."""
+        if not path.startswith(("/execute/", "/json-api/cpanel")):
+            # Any other document, on either port (a WHM function included): cpsrvd dies with this
+            # text. The reference names no status; 403 as for any refused token here.
+            self._refuse(403, tokens.TOKEN_SCOPE_ERROR)
+        elif self.server.service != "cpaneld":
+            # The reference documents cPanel tokens on the cPanel port (2083) only; WHM's port
+            # takes WHM tokens, so here it is as if no credentials came.
+            self._refuse(401, "Authentication is required.")
+        elif not user or not api_token or not tokens.check(self.server.root, user, api_token):
+            self._refuse(403, "Access denied: the API token is not valid.")
+        elif not path.startswith("/execute/"):
+            # ./json-api/cpanel (API 2 / API 1) is open to the token, but the sandbox serves only
+            # UAPI: the plugin never calls those APIs.
+            self._refuse(404, "The sandbox serves UAPI only (no API 2 or API 1).")
+        else:
+            self._uapi(user, path, query, body)
 
     def _uapi(self, user: str, rest: str, query: str, body: bytes) -> None:
         pieces = [p for p in rest.split("/") if p]

@@ -86,8 +86,9 @@ def apache_tls_dir(root: Path, servername: str) -> Path:
     return ssl_dir(root) / "apache_tls" / servername
 
 
-def api_tokens_file(root: Path, user: str) -> Path:
-    return cpanel_var(root) / "authn" / "api_tokens_v2" / "whostmgr" / f"{user}.json"
+def api_tokens_file(root: Path, user: str, service: str = "whostmgr") -> Path:
+    """`user`'s API tokens for `service`: "whostmgr" (WHM) or "cpanel" (cPanel user tokens)."""
+    return cpanel_var(root) / "authn" / "api_tokens_v2" / service / f"{user}.json"
 
 
 def sessions_dir(root: Path) -> Path:

@@ -1,12 +1,22 @@
-"""cpsrvd's gates: session cookies on the cPanel port, API tokens and sessions on the WHM port."""
+"""cpsrvd's gates: session cookies and cPanel user API tokens on the cPanel port, API tokens and
+sessions on the WHM port."""
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from cpanel_sandbox import layout
 from tests.fixtures.sandbox import RunningSandbox
+
+REPO = Path(__file__).resolve().parents[2]
+SCOPE_ERROR = b"Token authentication allows access to UAPI or API 2 calls only."
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +200,102 @@ def test_no_secret_reaches_the_server_log(sandbox: RunningSandbox, users: tuple[
     assert "cpaneld: GET /cpsess…/login/ 302" in log
     for value in (secret, cookie, token, sandbox.whm_token, "SECRETKEY"):
         assert value not in log
+
+
+# ---- cPanel user API tokens (cpanel-api.md §1.1) ----------------------------------------------
+
+
+def _make_cpanel_token(sandbox: RunningSandbox, user: str, name: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cpanel_sandbox.tokens", str(sandbox.root), user, name],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def cpanel_token(sandbox: RunningSandbox, users: tuple[str, str]) -> str:
+    return _make_cpanel_token(sandbox, users[0], "sandbox-test")
+
+
+def _with_token(sandbox: RunningSandbox, port: int, path: str, auth: str) -> tuple[int, bytes]:
+    reply = sandbox.request(port, "GET", path, headers={"Authorization": auth})
+    return reply.status, reply.body
+
+
+def test_cpanel_token_opens_uapi_as_its_user(
+    sandbox: RunningSandbox, users: tuple[str, str], cpanel_token: str
+) -> None:
+    auth = f"cpanel {users[0]}:{cpanel_token}"
+    reply = sandbox.request(
+        sandbox.cpanel_port,
+        "GET",
+        "/execute/DomainInfo/list_domains",
+        headers={"Authorization": auth},
+    )
+    assert reply.status == 200, reply.body[:300]
+    body = reply.json()
+    assert body["status"] == 1
+    assert body["data"]["main_domain"] == "authone.test"
+    # Kept only as a hash, root's alone.
+    path = layout.api_tokens_file(sandbox.root, users[0], "cpanel")
+    assert cpanel_token not in path.read_text(encoding="utf-8")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_wrong_cpanel_token_is_an_http_error(
+    sandbox: RunningSandbox, users: tuple[str, str], cpanel_token: str
+) -> None:
+    wrong = ("A" if cpanel_token[0] != "A" else "B") + cpanel_token[1:]
+    status, body = _with_token(
+        sandbox,
+        sandbox.cpanel_port,
+        "/execute/DomainInfo/list_domains",
+        f"cpanel {users[0]}:{wrong}",
+    )
+    assert status == 403
+    assert _is_html_refusal(body)
+
+
+def test_cpanel_token_of_another_user_opens_nothing(
+    sandbox: RunningSandbox, users: tuple[str, str], cpanel_token: str
+) -> None:
+    # authone's token presented as authtwo's: refused, not UAPI as either of them.
+    status, body = _with_token(
+        sandbox,
+        sandbox.cpanel_port,
+        "/execute/DomainInfo/list_domains",
+        f"cpanel {users[1]}:{cpanel_token}",
+    )
+    assert status == 403
+    assert b"authone.test" not in body and b"authtwo.test" not in body
+    # And a token made for a user that does not exist is never made.
+    proc = subprocess.run(
+        [sys.executable, "-m", "cpanel_sandbox.tokens", str(sandbox.root), "nosuchuser", "t"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1 and "nosuchuser" in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["whm", "whm-on-cpanel-port", "page"])
+def test_cpanel_token_outside_uapi_is_refused(
+    sandbox: RunningSandbox, users: tuple[str, str], cpanel_token: str, where: str
+) -> None:
+    port, path = {
+        "whm": (sandbox.whm_port, "/json-api/listaccts?api.version=1"),
+        "whm-on-cpanel-port": (sandbox.cpanel_port, "/json-api/listaccts?api.version=1"),
+        "page": (sandbox.cpanel_port, "/frontend/jupiter/index.html"),
+    }[where]
+    status, body = _with_token(sandbox, port, path, f"cpanel {users[0]}:{cpanel_token}")
+    assert status == 403
+    assert SCOPE_ERROR in body
+    assert b"authone" not in body.replace(SCOPE_ERROR, b"")
