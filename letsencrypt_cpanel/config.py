@@ -9,6 +9,7 @@ an EAB HMAC key, the SMTP password) live in `/etc/letsencrypt-cpanel.secrets` (J
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import tempfile
@@ -16,8 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from .errors import ConfigError, NameRefused
+from .names import normalize_name, usable_email
 
 CONFIG_PATH = "/etc/letsencrypt-cpanel.conf"
 SECRETS_PATH = "/etc/letsencrypt-cpanel.secrets"
@@ -236,15 +239,105 @@ def validate(name: str, value: Any) -> Any:
         raise ConfigError("parallel_workers must be between 1 and 64")
     if name == "renewal_days" and not 0 <= coerced <= 365:
         raise ConfigError("renewal_days must be between 0 and 365")
-    paths = ("post_renewal_hook", "sendmail_path", "smtp_ca_bundle")
+    paths = ("post_renewal_hook", "sendmail_path", "smtp_ca_bundle", "acme_ca_bundle")
     if name in paths and coerced and not str(coerced).startswith("/"):
-        raise ConfigError(f"{name} must be an absolute path")
+        raise ConfigError(f"{name} must be an absolute path (or empty)")
     urls = ("acme_directory", "staging_directory", "eab_directory")
     optional = name == "eab_directory" and not coerced
-    if name in urls and not optional and not str(coerced).startswith(("https://", "http://")):
-        raise ConfigError(f"{name} must be an https:// URL")
+    if name in urls and not optional:
+        _check_directory_url(name, str(coerced))
     if name == "acme_profile" and coerced and not str(coerced).replace("-", "").isalnum():
         raise ConfigError("acme_profile must be a profile name the CA lists (letters, digits, -)")
+    if name in ("mail_from", "admin_email") and coerced and usable_email(coerced) != coerced:
+        raise ConfigError(
+            f"{name}: {coerced!r} is not an e-mail address; give one address, e.g. "
+            "ssl@example.com, or leave it empty for the default"
+        )
+    if name == "hostcert_extra_names":
+        return _host_names(coerced)
+    if name == "resolvers":
+        for spec in coerced:
+            _check_resolver(spec)
+    if name == "autossl_exclude":
+        for pattern in coerced:
+            if any(c.isspace() for c in pattern):
+                raise ConfigError(
+                    f"autossl_exclude: {pattern!r} holds a space; give name patterns separated "
+                    "by commas, e.g. *.staging.example.com,dev.*"
+                )
+    return coerced
+
+
+# A CA on this machine (a test CA, a local proxy) may be reached over plain http.
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def _check_directory_url(name: str, url: str) -> None:
+    """ACME runs over https (RFC 8555 §6.1); plain http only to a CA on this machine."""
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme, parts.hostname or ""
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # e.g. a port out of range, an unclosed [v6 address
+        scheme, host, port_ok = "", "", False
+    secure = scheme == "https" or (scheme == "http" and host in _LOOPBACK_HOSTS)
+    if not (secure and host and port_ok) or any(c.isspace() for c in url):
+        raise ConfigError(
+            f"{name}: {url!r} is not accepted; it must be an https:// URL (RFC 8555 §6.1), e.g. "
+            f"{LETSENCRYPT_PRODUCTION} (http:// only for a CA on 127.0.0.1 or localhost)"
+        )
+
+
+def _host_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The service certificate's extra names, normalized; refused as service_certs would refuse
+    them at issue time (it is proven by http-01, so no wildcard)."""
+    out: dict[str, None] = {}
+    for raw in names:
+        try:
+            out.setdefault(normalize_name(raw), None)
+        except NameRefused as exc:
+            raise ConfigError(
+                f"hostcert_extra_names: {raw!r} is not a host name for the service certificate "
+                f"({exc.reason}); give host names separated by commas, e.g. mail.example.com "
+                "(no wildcards: the certificate is proven by http-01)"
+            ) from exc
+    return tuple(out)
+
+
+def _check_resolver(spec: str) -> None:
+    """A resolver is an IP address, optionally with a port: "ip", "ip:port", "[v6]:port"."""
+    try:
+        ipaddress.ip_address(spec)
+        return
+    except ValueError:
+        pass
+    try:
+        parts = urlsplit("//" + spec)
+        ipaddress.ip_address(parts.hostname or "")
+        if not parts.port:
+            raise ValueError(spec)
+    except ValueError as exc:
+        raise ConfigError(
+            f"resolvers: {spec!r} is not a resolver's address; give IP addresses, optionally "
+            "with a port, separated by commas, e.g. 1.1.1.1,8.8.8.8:53,[2606:4700::1111]:53"
+        ) from exc
+
+
+def validate_change(name: str, value: Any) -> Any:
+    """`validate`, plus what can be checked only against this server at the time of a change
+    (`le-cp config set`, the WHM page): a config file that was fine when written must still load
+    after the world moves on (e.g. the hook is deleted); the daemon reports that when it runs."""
+    coerced = validate(name, value)
+    if name == "post_renewal_hook" and coerced:
+        from .hooks import HookRefused, check_hook
+
+        try:
+            check_hook(str(coerced))
+        except HookRefused as exc:
+            raise ConfigError(
+                f"post_renewal_hook: {exc} Give the path of an executable file owned by root and "
+                "writable by root alone, or an empty value for no hook."
+            ) from exc
     return coerced
 
 
@@ -311,7 +404,7 @@ def set_value(settings: Settings, name: str, value: str) -> None:
         data[name] = value
         _write_json_atomic(settings.secrets_file, data, 0o600)
         return
-    coerced = validate(name, value)
+    coerced = validate_change(name, value)
     data = _read_json(settings.config_file)
     data[name] = list(coerced) if isinstance(coerced, tuple) else coerced
     _write_json_atomic(settings.config_file, data, 0o644)

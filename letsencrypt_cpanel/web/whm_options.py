@@ -1,10 +1,10 @@
 """The options the WHM page shows and changes: which settings, how they read, how a form (or a
 JSON body) becomes validated changes, and telling the daemon to reread them.
 
-Every value goes through `config.validate` (the same rules as `le-cp config set`), plus a few
-checks that make sense only for a person typing into a form. Secrets (the SMTP password, the EAB
-HMAC key) are write-only: the page says whether one is set, never what it is; an empty field
-keeps the stored one, and a "clear" box removes it. Nothing is saved unless every field is valid.
+Every value goes through `config.validate_change`: the rules live there alone, so `le-cp config
+set` and this page accept and refuse the same values. Secrets (the SMTP password, the EAB HMAC
+key) are write-only: the page says whether one is set, never what it is; an empty field keeps
+the stored one, and a "clear" box removes it. Nothing is saved unless every field is valid.
 """
 
 from __future__ import annotations
@@ -25,14 +25,12 @@ from ..config import (
     load_secrets,
     public_items,
     set_value,
-    validate,
+    validate_change,
 )
 from ..errors import ConfigError
 from ..state import daemon_pid
 
 DIRECTORIES = {"production": LETSENCRYPT_PRODUCTION, "staging": LETSENCRYPT_STAGING}
-_HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
-_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 
 
 @dataclass(frozen=True)
@@ -111,25 +109,6 @@ def directory_choice(url: str) -> str:
     return next((k for k, v in DIRECTORIES.items() if v == url), "custom")
 
 
-def _check_extra(option: Option, value: Any) -> str:
-    """A message when `value` (already validated) is wrong for a person's form; else ""."""
-    if option.key == "acme_directory" and not str(value).startswith("https://"):
-        return "The ACME directory must be an https:// URL (RFC 8555 §6.1)."
-    if option.key in ("mail_from", "admin_email") and value:
-        bad = [a for a in str(value).split(",") if not _EMAIL.match(a.strip())]
-        if bad:
-            return f"{option.label}: {bad[0].strip()!r} is not an e-mail address."
-    if option.key == "hostcert_extra_names":
-        bad = [n for n in value if not _HOSTNAME.match(n.lower())]
-        if bad:
-            return f"{option.label}: {bad[0]!r} is not a host name."
-    if option.key == "autossl_exclude":
-        bad = [p for p in value if any(c.isspace() for c in p)]
-        if bad:
-            return f"{option.label}: {bad[0]!r} holds a space."
-    return ""
-
-
 Getter = Callable[[str], "str | None"]
 
 
@@ -170,14 +149,11 @@ def parse_changes(
         if raw is None:
             continue
         try:
-            value = validate(option.key, raw.strip())
+            value = validate_change(option.key, raw.strip())
         except ConfigError as exc:
             errors.append(f"{option.label}: {exc}")
             continue
-        problem = _check_extra(option, value)
-        if problem:
-            errors.append(problem)
-        elif value != current.get(option.key):
+        if value != current.get(option.key):
             changes[option.key] = raw.strip()
     return changes, errors
 
