@@ -13,7 +13,9 @@ Requests: {"op": "ping"} -> {"ok": true}; {"op": "eab_binding", "jwk": {...}, "u
 
 Run it in a process of its own (`spawn_root_service`, or `python -m
 letsencrypt_cpanel.root_service`): it reads the EAB HMAC key on each request, and a process that
-later forks user workers must never have read it.
+later forks user workers must never have read it. Run that way, it also rereads the config for
+each request (a small file): `le-cp config set acme_directory / eab_kid` applies to the next
+binding, with no restart and no signal (the daemon's SIGHUP does not reach this process).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Settings, load_settings
 from .eab import EabUnavailable, binding_for
-from .errors import Error
+from .errors import ConfigError, Error
 from .system_users import MIN_USER_ID, UserRefused, lookup_user
 
 if TYPE_CHECKING:  # the service itself never loads the ACME library
@@ -118,7 +120,27 @@ def _read_request(conn: socket.socket) -> bytes | None:
     return bytes(data).split(b"\n", 1)[0]
 
 
-def _serve_one(conn: socket.socket, settings: Settings, allowed: Callable[[int], bool]) -> None:
+class CurrentSettings:
+    """The settings as the config file says now, reread on each call; the last good ones while
+    the file cannot be read (a broken edit must not stop the bindings)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.last = settings
+
+    def __call__(self) -> Settings:
+        try:
+            self.last = load_settings({"LECP_ROOT": str(self.last.root)})
+        except ConfigError as exc:
+            print(
+                f"root service: config not reread, the last good one is used: {exc}",
+                file=sys.stderr,
+            )
+        return self.last
+
+
+def _serve_one(
+    conn: socket.socket, settings: Callable[[], Settings], allowed: Callable[[int], bool]
+) -> None:
     conn.settimeout(READ_TIMEOUT)
     # Read first (bounded), so a refused caller reads its refusal instead of a broken pipe.
     raw = _read_request(conn)
@@ -129,7 +151,7 @@ def _serve_one(conn: socket.socket, settings: Settings, allowed: Callable[[int],
             request = json.loads(raw) if raw else None
         except ValueError:
             request = None
-        reply = answer(settings, request)
+        reply = answer(settings(), request)
     conn.sendall(json.dumps(reply).encode("utf-8") + b"\n")
 
 
@@ -164,11 +186,15 @@ def serve_root_socket(
     allowed_uids: Collection[int] | None = None,
     stop: threading.Event | None = None,
     ready: Callable[[], None] | None = None,
+    reread: bool = False,
 ) -> None:
     """Serve root's socket until `stop` is set (checked twice a second). `path`: default
-    `settings.root_socket`; `allowed_uids`: exactly these callers (default: any cPanel user).
+    `settings.root_socket`; `allowed_uids`: exactly these callers (default: any cPanel user);
+    `reread`: answer each request with the config file's settings of that moment (under
+    `settings.root`) rather than `settings` as given.
     Connections are answered one at a time, each within READ_TIMEOUT. Removes the socket on
     the way out. Must run as root."""
+    current: Callable[[], Settings] = CurrentSettings(settings) if reread else lambda: settings
     where = path or settings.root_socket
     allowed: Callable[[int], bool] = (
         (lambda uid: uid in allowed_uids)
@@ -186,7 +212,7 @@ def serve_root_socket(
             except TimeoutError:
                 continue
             with conn, contextlib.suppress(OSError):
-                _serve_one(conn, settings, allowed)
+                _serve_one(conn, current, allowed)
     finally:
         sock.close()
         with contextlib.suppress(OSError):
@@ -312,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write("ready\n")
         sys.stdout.flush()
 
-    serve_root_socket(settings, path=args.socket, allowed_uids=args.uid, stop=stop, ready=ready)
+    serve_root_socket(
+        settings, path=args.socket, allowed_uids=args.uid, stop=stop, ready=ready, reread=True
+    )
     return 0
 
 
