@@ -289,13 +289,22 @@ def _pin_follows(whm: WhmAPI, tries: int = 10, pause: float = 2.0) -> bool:
 
 
 def run_once(
-    settings: Settings, whm: WhmAPI, now: float, *, force: bool = False, mail: bool = True
+    settings: Settings,
+    whm: WhmAPI,
+    now: float,
+    *,
+    explicit: bool = False,
+    force: bool = False,
+    mail: bool = True,
 ) -> HostcertOutcome:
     """Check the service certificates; issue, install or reinstall as needed; mail the admin on
     success and failure (`mail=False`: the caller reports). Never raises `Error`: a failure is
     the outcome `failed` (or `deferred` when a budget stopped the order, or another run is
-    under way), recorded in root's service-certificate record."""
-    if not settings.hostcert_enabled and not force:
+    under way), recorded in root's service-certificate record.
+    `explicit`: the admin asked for it now (WHM action, `le-cp hostcert issue`), so it runs even
+    when the daemon's upkeep (`hostcert_enabled`) is off; `force`: a new certificate even when
+    the installed one is not due. Two meanings, two flags: a forced run is not an explicit one."""
+    if not settings.hostcert_enabled and not explicit:
         return HostcertOutcome(DISABLED)
     try:
         with exclusive(settings, "service-cert.lock", "The service certificate"):

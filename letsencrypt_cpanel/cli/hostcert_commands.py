@@ -42,14 +42,23 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_issue(settings: Settings, args: argparse.Namespace) -> int:
     require_root()
-    from ..service_certs import FAILED, run_once
+    from ..service_certs import FAILED, NOT_DUE, run_once
     from ..user_jobs import RootSide
 
-    outcome = run_once(settings, RootSide.build(settings).whm, time.time(), force=True)
+    # The admin asked: issued even when the daemon's upkeep is off; a good certificate is
+    # replaced only with --force.
+    outcome = run_once(
+        settings, RootSide.build(settings).whm, time.time(), explicit=True, force=args.force
+    )
     if args.json:
         print(json.dumps(outcome.summary(), indent=2))
     elif outcome.action in (FAILED, "deferred"):
         raise Error(f"service certificate {outcome.action}: {outcome.error}")
+    elif outcome.action == NOT_DUE:
+        print(
+            f"service certificate not due for {', '.join(outcome.names)}, valid until "
+            f"{date(outcome.not_after)}; `le-cp hostcert issue --force` replaces it now"
+        )
     else:
         print(
             f"service certificate {outcome.action} for {', '.join(outcome.names)}, valid until "
@@ -96,6 +105,7 @@ def register(top: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("issue", help="issue (or renew) and install it on every service now")
+    p.add_argument("--force", action="store_true", help="a new certificate even if not due")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_issue)
     for action in ("enable", "disable"):

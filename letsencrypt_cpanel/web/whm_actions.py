@@ -87,13 +87,12 @@ def autossl_user_now(settings: Settings, user: str) -> Outcome:
 
 
 def service_cert_now(settings: Settings, whm: Any, *, force: bool = False) -> Outcome:
-    """Issue or renew the service certificate now (`le-cp hostcert issue`); `force` orders a
-    new one even when the installed one is good."""
-    from ..service_certs import DEFERRED, DISABLED, FAILED, run_once
+    """Issue or renew the service certificate now (`le-cp hostcert issue`), whether or not the
+    daemon's upkeep of it is on in Options; `force` orders a new one even when the installed
+    one is good."""
+    from ..service_certs import DEFERRED, FAILED, run_once
 
-    outcome = run_once(settings, whm, time.time(), force=force)
-    if outcome.action == DISABLED:
-        return Outcome(False, "The service certificate is turned off in Options")
+    outcome = run_once(settings, whm, time.time(), explicit=True, force=force)
     ok = outcome.action not in (FAILED, DEFERRED)
     lines = [f"names: {', '.join(outcome.names) or '-'}"]
     if outcome.not_after:
