@@ -15,28 +15,21 @@ records are whole (written by the workers, atomically), and the next cycle sees 
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
-import socket
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from .apache_restarts import deferred_restarts
 from .certificates import renewal_due
-from .config import Settings, load_secrets
+from .config import Settings
 from .cpanel.models import Account, SslVhost
-from .cpanel_autossl import exclude_managed, managed_names
 from .errors import Error
-from .hooks import run_hook
-from .impersonate import JSONValue
-from .mail_transport import MailError, MailTransport, build_transport
-from .names import usable_email
-from .notify import MailItem, TemplateError, compose, default_sender, plan_mails
+from .mail_transport import MailTransport
+from .renewal_root import Bookkeeper, Tally, hostname_of, installed_something, run_worker
 
-# parse_report is re-exported: the WHM page's "renew now" reads worker summaries with it.
+# parse_report is re-exported: tests and older callers read worker summaries with it.
 from .renewal_worker import parse_report as parse_report
-from .renewal_worker import renewal_job
 from .state import DAY, StateDB, UserReport
 from .user_jobs import RootSide
 from .user_renewal import NAMES_GONE, REPLACED
@@ -57,16 +50,13 @@ class UserWork:
 
 
 @dataclass
-class CycleResult:
+class CycleResult(Tally):
     full_sweep: bool = False
     users_run: list[str] = field(default_factory=list)
     suspended: list[str] = field(default_factory=list)
-    renewed: list[tuple[str, str]] = field(default_factory=list)
-    reinstalled: list[tuple[str, str]] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    user_failures: dict[str, str] = field(default_factory=dict)
-    mails_sent: int = 0
     stopped_early: bool = False
+    # Batches of workers after which Apache was restarted for what they installed.
+    apache_restarts: int = 0
     # When the earliest backoff ends (0 = none): the daemon wakes then, not only every 12 h.
     next_retry: int = 0
 
@@ -144,150 +134,6 @@ def plan_work(
 # -- the cycle -----------------------------------------------------------------------------------
 
 
-def _hostname(root: RootSide) -> str:
-    try:
-        return root.whm.gethostname() or socket.getfqdn()
-    except Error:
-        return socket.getfqdn()
-
-
-def _run_user(settings: Settings, work: UserWork, now: float) -> UserReport:
-    """In a pool thread: a worker for `work.user`; its checked report. Raises Error."""
-    # One RootSide per thread: the WHM client's HTTP session is not shared between threads.
-    root = RootSide.build(settings)
-    result = root.run_for_user(
-        work.user, renewal_job(work.skip, now), timeout=settings.worker_timeout
-    )
-    return parse_report(result)
-
-
-@dataclass
-class _Cycle:
-    """The calling thread's side of a cycle: state, mail and the hook, one report at a time."""
-
-    settings: Settings
-    db: StateDB
-    accounts: dict[str, Account]
-    hostname: str
-    now: int
-    mailer: MailTransport | None
-    result: CycleResult
-
-    def worker_failed(self, user: str, error: str) -> None:
-        log.warning("the worker for %s failed: %s", user, error)
-        self.db.record_failure(user, error, self.now)
-        self.result.user_failures[user] = error
-
-    def reported(self, work: UserWork, report: UserReport) -> None:
-        before = {row.vhost: row for row in self.db.vhosts(work.user)}
-        mails = plan_mails(
-            report,
-            before,
-            self.settings,
-            mailed_at=lambda vhost, kind: self.db.mail_sent_at(work.user, vhost, kind),
-            now=self.now,
-        )
-        self.db.record_report(work.user, work.skip, report, self.now)
-        result = self.result
-        lists = {
-            "renewed": result.renewed,
-            "reinstalled": result.reinstalled,
-            "failed": result.failed,
-        }
-        for out in report.outcomes:
-            lists.get(out.action, []).append((work.user, out.vhost))
-            if out.action != "not_due":
-                log.info("%s %s: %s %s", work.user, out.vhost, out.action, out.error)
-        account = self.accounts.get(work.user)
-        address = usable_email(account.email if account else None)
-        if mails and address is None:
-            log.info("%s has no usable contact address: no mail sent", work.user)
-            return
-        for kind, items in mails:
-            self._send(work.user, str(address), kind, items)
-
-    def _send(self, user: str, address: str, kind: str, items: list[MailItem]) -> None:
-        if not self._deliver(user, address, kind, items):
-            # Kept for the next cycles (the SMTP server may be down): a renewal is never
-            # undone by a mail that could not go out, and the owner still hears of it.
-            payload = json.dumps([dataclasses.asdict(item) for item in items])
-            with self.db.transaction():
-                self.db.queue_mail(user, address, kind, payload, self.now)
-
-    def _deliver(self, user: str, address: str, kind: str, items: list[MailItem]) -> bool:
-        settings = self.settings
-        try:
-            if self.mailer is None:
-                self.mailer = build_transport(settings, load_secrets(settings))
-            sender = settings.mail_from or default_sender(self.hostname)
-            message = compose(
-                kind, to=address, sender=sender, user=user, hostname=self.hostname, items=items
-            )
-            self.mailer.send(message)
-        except (MailError, TemplateError) as exc:
-            log.warning("mail to %s (%s) not sent: %s", user, kind, exc)
-            return False
-        with self.db.transaction():
-            for item in items:
-                self.db.mark_mail_sent(user, item.vhost, kind, self.now)
-        self.result.mails_sent += 1
-        return True
-
-    def flush_outbox(self) -> None:
-        """Send what earlier cycles could not; what fails again waits longer (backoff)."""
-        for mail_id, user, address, kind, payload, attempts in self.db.mail_due(self.now):
-            try:
-                items = [
-                    MailItem(
-                        vhost=str(i["vhost"]),
-                        names=tuple(str(n) for n in i.get("names", [])),
-                        not_after=int(i.get("not_after", 0)),
-                        reason=str(i.get("reason", "")),
-                    )
-                    for i in json.loads(payload)
-                ]
-            except (ValueError, TypeError, KeyError, AttributeError):
-                items = []
-            if not items:
-                with self.db.transaction():
-                    self.db.mail_delivered(mail_id)  # unreadable: nothing to send
-                continue
-            sent = self._deliver(user, address, kind, items)
-            with self.db.transaction():
-                if sent:
-                    self.db.mail_delivered(mail_id)
-                else:
-                    self.db.mail_failed_again(mail_id, attempts + 1, self.now)
-
-    def finish(self) -> None:
-        for user in self.db.known_users():
-            if user not in self.accounts:
-                with self.db.transaction():
-                    self.db.forget_user(user)
-        self.result.next_retry = self.db.next_retry(self.now)
-        hook = self.settings.post_renewal_hook
-        if not hook or not self.result.renewed:
-            return
-        renewed: list[JSONValue] = []
-        for user, vhost in self.result.renewed:
-            row = self.db.vhost(user, vhost)
-            names: list[JSONValue] = list(row.names) if row else []
-            not_after = row.not_after if row else 0
-            renewed.append({"user": user, "vhost": vhost, "names": names, "not_after": not_after})
-        summary: dict[str, JSONValue] = {
-            "event": "renewed",
-            "hostname": self.hostname,
-            "time": self.now,
-            "renewed": renewed,
-        }
-        try:
-            output = run_hook(hook, summary, timeout=self.settings.hook_timeout)
-        except Error as exc:
-            log.warning("post-renewal hook: %s", exc)
-            return
-        log.info("post-renewal hook ran%s", f": {output}" if output else "")
-
-
 def run_once(
     now: float,
     settings: Settings,
@@ -299,8 +145,12 @@ def run_once(
     """One renewal cycle at time `now`. Raises Error only when WHM cannot even list the accounts
     (nothing was done); a user's failure is recorded and the cycle goes on.
 
+    Users run in batches of `parallel_workers`, each batch under cPanel's no-restart flag and
+    followed by one Apache restart when it installed something: the flag is server-wide, so it
+    is never held longer than one batch (a user issuing on the cPanel page meanwhile is served
+    after that batch's restart, not at the end of the cycle).
     `mailer`: None = built from the settings and secrets when the first mail goes out.
-    `should_stop` is asked between users: once it says True no new worker starts, the running
+    `should_stop` is asked between batches: once it says True no new worker starts, the running
     ones are waited for and recorded, and the cycle ends (`stopped_early`)."""
     root = RootSide.build(settings)
     accounts = root.whm.listaccts()
@@ -312,8 +162,8 @@ def run_once(
         accounts, root.whm.fetch_ssl_vhosts(), db, settings, now, full_sweep=result.full_sweep
     )
     by_user = {a.user: a for a in accounts}
-    cycle = _Cycle(settings, db, by_user, _hostname(root), int(now), mailer, result)
-    cycle.flush_outbox()
+    keeper = Bookkeeper(settings, db, by_user, hostname_of(root.whm), int(now), mailer, result)
+    keeper.flush_outbox()
     log.info(
         "renewal cycle: %d account(s), %d with work%s, %d suspended skipped",
         len(accounts),
@@ -321,45 +171,66 @@ def run_once(
         " (full sweep)" if result.full_sweep else "",
         len(result.suspended),
     )
-    queue = list(work)
-    pending: dict[Future[UserReport], UserWork] = {}
-    with ThreadPoolExecutor(max_workers=settings.parallel_workers) as pool:
-        while queue or pending:
-            while queue and len(pending) < settings.parallel_workers and not should_stop():
-                item = queue.pop(0)
-                log.info("renewing for %s (%s)", item.user, "; ".join(item.reasons))
-                pending[pool.submit(_run_user, settings, item, now)] = item
-            if queue and should_stop():
-                log.info("stopping: %d user(s) left for the next cycle", len(queue))
+    size = settings.parallel_workers
+    with ThreadPoolExecutor(max_workers=size) as pool:
+        for start in range(0, len(work), size):
+            if should_stop():
+                log.info("stopping: %d user(s) left for the next cycle", len(work) - start)
                 result.stopped_early = True
-                queue.clear()
-            if not pending:
                 break
-            done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            _run_batch(pool, keeper, result, work[start : start + size], now, should_stop)
+    keeper.keep_cpanel_autossl_off(root.whm, result.users_run)
+    with db.transaction():
+        if not result.stopped_early and result.full_sweep:
+            db.set_meta(LAST_FULL_SWEEP, str(int(now)))
+        db.set_meta("last_cycle", str(int(now)))
+        db.set_meta("last_cycle_result", describe(result))
+    for user in db.known_users():
+        if user not in by_user:
+            with db.transaction():
+                db.forget_user(user)
+    result.next_retry = db.next_retry(int(now))
+    keeper.run_hook()
+    return result
+
+
+def _run_batch(
+    pool: ThreadPoolExecutor,
+    keeper: Bookkeeper,
+    result: CycleResult,
+    batch: list[UserWork],
+    now: float,
+    should_stop: Callable[[], bool],
+) -> None:
+    """One batch of workers in parallel under one no-restart flag; each report recorded (state,
+    mail) in this thread as it arrives; then one Apache restart if any of them installed."""
+    settings = keeper.settings
+    with deferred_restarts(settings) as restarts:
+        pending: dict[Future[UserReport], UserWork] = {}
+        for item in batch:
+            log.info("renewing for %s (%s)", item.user, "; ".join(item.reasons))
+            pending[pool.submit(run_worker, settings, item.user, now, skip=item.skip)] = item
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 item = pending.pop(future)
                 result.users_run.append(item.user)
                 try:
-                    cycle.reported(item, future.result())
+                    report = future.result()
+                    keeper.reported(item.user, item.skip, report)
                 except Error as exc:
                     if should_stop():
                         # Stopping: the init system may have signalled the workers too. Not
                         # the user's failure, so no backoff; the next cycle sees them again.
                         log.info("the worker for %s ended while stopping: %s", item.user, exc)
                         continue
-                    cycle.worker_failed(item.user, str(exc))
-    if settings.cpanel_autossl_exclude_managed and result.users_run:
-        # Names the plugin secured this cycle stay out of cPanel's own AutoSSL.
-        rows = ((u, r.status, r.names) for u in result.users_run for r in db.vhosts(u))
-        for user, error in exclude_managed(root.whm, managed_names(rows)).items():
-            log.warning("cPanel's AutoSSL could not be kept off %s's websites: %s", user, error)
-    with db.transaction():
-        if not result.stopped_early and result.full_sweep:
-            db.set_meta(LAST_FULL_SWEEP, str(int(now)))
-        db.set_meta("last_cycle", str(int(now)))
-        db.set_meta("last_cycle_result", describe(result))
-    cycle.finish()
-    return result
+                    keeper.worker_failed(item.user, str(exc))
+                    continue
+                if installed_something(report):
+                    restarts.installed()
+    if restarts.restarted:
+        result.apache_restarts += 1
+        log.info("Apache restarted once for the certificates this batch installed")
 
 
 def describe(result: CycleResult) -> str:

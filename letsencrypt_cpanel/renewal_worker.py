@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from .acme_client import Binder
 from .errors import Error, WorkerError
 from .impersonate import JSONValue
 from .keys import certificate_facts
@@ -29,32 +30,40 @@ def _issuer_of(cert_pem: str) -> str:
 
 
 def renewal_job(
-    skip: frozenset[str], now: float, *, force: bool = False
+    skip: frozenset[str],
+    now: float,
+    *,
+    force: bool = False,
+    only: str | None = None,
+    binder: Binder | None = None,
 ) -> Callable[[JobContext], JSONValue]:
     """The job a worker runs as the user: renew what is due (except `skip`; every certificate
-    with `force`, WHM's "renew now"), then report each certificate with the facts root keeps
-    (no key, no PEM) and the user's `disable_mail`."""
+    with `force`, WHM's "renew now"; only the website `only` when given, `le-cp --vhost`), then
+    report each certificate with the facts root keeps (no key, no PEM) and the user's
+    `disable_mail`. `binder`: how the worker reaches root for an External Account Binding
+    (default: the daemon's socket; `le-cp` passes a private one)."""
 
     def job(ctx: JobContext) -> JSONValue:
-        def renew(only: str | None) -> list[JSONValue]:
+        def renew(one: str | None) -> list[JSONValue]:
             outcomes = renew_user(
                 ctx.api,
                 ctx.store,
                 ctx.settings,
                 contact_email=ctx.account.email or None,
-                only_vhost=only,
+                only_vhost=one,
                 force=force,
                 now=now,
+                binder=binder,
             )
             return [o.summary() for o in outcomes]
 
         if skip:
             rows: list[JSONValue] = []
             for key in sorted(ctx.store.load().certificates):
-                if key not in skip:
+                if key not in skip and only in (None, key):
                     rows.extend(renew(key))
         else:
-            rows = renew(None)
+            rows = renew(only)
         try:
             pruned: JSONValue = prune_superseded(ctx.api, ctx.store)
         except Error as exc:
