@@ -7,12 +7,12 @@ import json
 import time
 
 from ..config import Settings, set_value
-from .common import require_root
+from .common import require_root, tell_daemon
 
 
 def cmd_enable(settings: Settings, args: argparse.Namespace) -> int:
     set_value(settings, "autossl_enabled", "true" if args.action == "enable" else "false")
-    print(f"AutoSSL {'enabled' if args.action == 'enable' else 'disabled'}")
+    tell_daemon(settings, f"AutoSSL {'enabled' if args.action == 'enable' else 'disabled'}")
     return 0
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..config import SECRET_KEYS, Settings, public_items, set_value
-from .common import UsageError, require_root
+from .common import UsageError, require_root, tell_daemon
 
 
 def cmd_config_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -45,7 +45,7 @@ def cmd_config_set(settings: Settings, args: argparse.Namespace) -> int:
             raise UsageError(f"give a value: le-cp config set {key} VALUE")
         value = args.value
     set_value(settings, key, value)
-    print(f"{key} saved")
+    tell_daemon(settings, f"{key} saved")
     return 0
 
 

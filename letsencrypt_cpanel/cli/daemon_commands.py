@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import time
 
@@ -80,16 +79,17 @@ def cmd_daemon_history(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_daemon_run_now(settings: Settings, args: argparse.Namespace) -> int:
     require_root()
-    from ..state import daemon_pid
+    from ..daemon_signal import signal_daemon
 
-    pid = daemon_pid(settings)
-    if pid is None:
+    sent = signal_daemon(settings, signal.SIGUSR1)
+    if sent.pid is None:
         raise Error(
-            "The daemon is not running; start it (service letsencrypt-cpanel start) "
+            f"The daemon was not told: {sent.problem}."
+            if sent.problem
+            else "The daemon is not running; start it (service letsencrypt-cpanel start) "
             "or run one cycle in the foreground with letsencrypt-cpaneld --once."
         )
-    os.kill(pid, signal.SIGUSR1)
-    print(f"Asked the daemon (pid {pid}) to start a renewal cycle now.")
+    print(f"Asked the daemon (pid {sent.pid}) to start a renewal cycle now.")
     return 0
 
 

@@ -8,7 +8,7 @@ import time
 
 from ..config import Settings, set_value
 from ..errors import Error
-from .common import date, require_root
+from .common import date, require_root, tell_daemon
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
@@ -76,17 +76,27 @@ def _change_names(settings: Settings, name: str, add: bool) -> int:
     if add:
         names.append(wanted)
     set_value(settings, "hostcert_extra_names", ",".join(names))
-    print(
-        f"extra names: {', '.join(names) or '-'} (the daemon issues at its next cycle; "
-        "`le-cp hostcert issue` does it now)"
+    # The daemon puts changed names on the certificate only while its upkeep is on.
+    when = (
+        "the daemon reissues it at its next cycle"
+        if settings.hostcert_enabled
+        else "the daemon's upkeep is off (`le-cp hostcert enable`)"
     )
+    tell_daemon(settings, f"extra names: {', '.join(names) or '-'}")
+    print(f"{when}; `le-cp hostcert issue` puts them on the certificate now")
     return 0
 
 
 def cmd_enable(settings: Settings, args: argparse.Namespace) -> int:
     on = args.action == "enable"
     set_value(settings, "hostcert_enabled", "true" if on else "false")
-    print(f"service certificate {'enabled: the daemon issues and renews it' if on else 'disabled'}")
+    saved = (
+        "service certificate enabled: the daemon issues and renews it from its next cycle "
+        "(`le-cp hostcert issue` issues it now)"
+        if on
+        else "service certificate disabled: the daemon leaves it alone"
+    )
+    tell_daemon(settings, saved)
     return 0
 
 

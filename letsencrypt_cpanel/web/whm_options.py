@@ -9,9 +9,7 @@ the stored one, and a "clear" box removes it. Nothing is saved unless every fiel
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +25,8 @@ from ..config import (
     set_value,
     validate_change,
 )
+from ..daemon_signal import reread_settings
 from ..errors import ConfigError
-from ..state import daemon_pid
 
 DIRECTORIES = {"production": LETSENCRYPT_PRODUCTION, "staging": LETSENCRYPT_STAGING}
 
@@ -167,11 +165,4 @@ def save_changes(settings: Settings, changes: dict[str, str]) -> None:
 def tell_daemon(settings: Settings) -> int | None:
     """SIGHUP to the running daemon so it rereads the config now; its pid, or None when it is
     not running (it reads the config when it starts)."""
-    pid = daemon_pid(settings)
-    if pid is None:
-        return None
-    try:
-        os.kill(pid, signal.SIGHUP)
-    except ProcessLookupError:
-        return None
-    return pid
+    return reread_settings(settings).pid
