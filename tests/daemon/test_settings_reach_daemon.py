@@ -10,22 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from letsencrypt_cpanel.config import Settings, load_settings
 from letsencrypt_cpanel.state import daemon_pid
 from tests.daemon.conftest import DAEMON, Bed
+from tests.daemon.test_launcher import _wait_for
 from tests.fixtures.lecp import LE_CP, REPO
-
-
-def _wait_for(check: Callable[[], object], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _secured(bed: Bed, name: str) -> bool:
