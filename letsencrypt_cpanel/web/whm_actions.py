@@ -1,8 +1,7 @@
 """What the WHM page's action buttons do, each returning an outcome to show.
 
-- renew now for a user: the `le-cp ssl renew` path (`RootSide.run_for_user` with
-  `user_renewal.renew_user`, in a worker as the user), and the result is recorded in root's
-  state as a daemon cycle records it, so the list shows it at once;
+- renew now for a user: the daemon's own renewal of one user (renewal_root.renew_user_now, a
+  worker as the user), recorded, mailed and hooked as a cycle's, so the list shows it at once;
 - run AutoSSL now for a user, and issue or renew the service certificate: the daemon's own jobs
   (autossl.py, service_certs.py), called once;
 - keep cPanel's AutoSSL off the plugin's websites: WHM add_autossl_user_excluded_domains for the
@@ -22,7 +21,6 @@ from ..config import Settings
 from ..cpanel_autossl import exclude_managed, managed_names
 from ..errors import Error
 from ..report import CertificateRow
-from ..state import StateDB
 
 
 @dataclass(frozen=True)
@@ -37,21 +35,14 @@ class Outcome:
 
 
 def renew_user_now(settings: Settings, user: str, *, force: bool = False) -> Outcome:
-    """Renew what is due among `user`'s plugin certificates now (all of them with `force`)."""
-    from ..renewal import parse_report
-    from ..renewal_worker import renewal_job
-    from ..user_jobs import RootSide
+    """Renew what is due among `user`'s plugin certificates now (all of them with `force`), the
+    daemon's way (renewal_root): recorded in root's state, the owner mailed, the hook run."""
+    from ..renewal_root import renew_user_now as renew
 
-    now = time.time()
-    job = renewal_job(frozenset(), now, force=force)
-    with StateDB.open(settings) as db:
-        try:
-            result = RootSide.build(settings).run_for_user(user, job)
-            report = parse_report(result)
-        except Error as exc:
-            db.record_failure(user, str(exc), int(now))
-            return Outcome(False, f"Renewal for {user} could not run", (str(exc),))
-        db.record_report(user, frozenset(), report, int(now))
+    try:
+        report = renew(settings, user, force=force)
+    except Error as exc:
+        return Outcome(False, f"Renewal for {user} could not run", (str(exc),))
     lines = []
     for out in report.outcomes:
         text = f"{out.vhost}: {out.action.replace('_', ' ')}"
