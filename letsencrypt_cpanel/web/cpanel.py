@@ -13,7 +13,9 @@ CSRF token in `csrf_token` or `X-CSRF-Token`, read from `data.csrf_token` of the
     GET  ?action=list                      {"virtual_hosts": [...], "csrf_token", ...}
     GET  ?action=view&vhost=V              names, issuer, validity, fingerprint, PEMs (no key)
     GET  ?action=progress&vhost=V          the step an issue in flight is on
-    GET  ?action=settings                  {"send_success_mail": bool}
+    GET  ?action=issue&vhost=V             the form's choices; names[].wildcard_offered says where
+                                           this account has the name's DNS zone
+    GET  ?action=settings                  {"send_success_mail": bool, "server_sends_success_mail"}
     POST action=issue vhost=V name=N...    [key_type=rsa:2048|rsa:4096|ecdsa:p-256|ecdsa:p-384]
                                            [challenge=|http-01|dns-01] [dry_run=0|1]
     POST action=reinstall vhost=V
@@ -28,8 +30,9 @@ first (reasons: issue_plan.REVOCATION_REASONS); its `data` is `{"vhost", "revoke
 
 Replies are `{"success", "errors", "data"}`: 400 bad input, 403 refused (CSRF, feature, a name
 not of the website), 404 a website not of this account, 409 busy (or already revoked), 422 dns-01
-impossible (no zone of this account holds the name), 502 the CA or cPanel failed, 504 the zone's
-nameservers never served the dns-01 record.
+impossible (no zone of this account holds the name), 429 the CA's rate limit (with Retry-After
+when the CA said when it ends), 502 the CA or cPanel failed, 504 the zone's nameservers never
+served the dns-01 record.
 FleetSSL's `api_function=` names and fields (`virtual_host`, `dns_identifiers`) are accepted.
 
 This module and Home stay light (no `acme`, `requests`, `josepy`, no key generation): the
@@ -53,6 +56,8 @@ from ..system_users import lookup_user
 from . import cpanel_views as views
 from . import csrf
 from .cpanel_context import IssuerFactory, PageContext, default_issuer
+from .cpanel_issue_form import issue_form
+from .cpanel_settings import save_settings, settings_form
 from .csrf import CsrfGuard
 from .error_advice import PageError, json_failure, message_for, status_for
 from .nvdata_files import NvdataFolder
@@ -77,17 +82,17 @@ _GET_VIEWS = {
     "": views.home,
     "home": views.home,
     "list": views.home,
-    "issue": views.issue_form,
+    "issue": issue_form,
     "view": views.view,
     "remove": views.remove_confirm,
-    "settings": views.settings_form,
+    "settings": settings_form,
     "progress": views.progress,
 }
 _POST_VIEWS = {
     "issue": views.issue,
     "reinstall": views.reinstall,
     "remove": views.remove,
-    "settings": views.save_settings,
+    "settings": save_settings,
 }
 
 

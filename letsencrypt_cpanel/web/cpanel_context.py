@@ -13,7 +13,8 @@ from ..certificates import find_vhost
 from ..config import Settings
 from ..cpanel.models import Vhost
 from ..cpanel.uapi import UserAPI
-from ..errors import NameRefused
+from ..errors import NameRefused, RecordError
+from ..record_format import Record
 from ..store import RecordStore
 from .csrf import CsrfGuard
 from .error_advice import PageError
@@ -85,6 +86,13 @@ class PageContext:
     @property
     def wants_json(self) -> bool:
         return self.request.wants_json
+
+    def record(self) -> tuple[Record, str]:
+        """The user's record, or an empty one and the reason it could not be read."""
+        try:
+            return self.store.load(timeout=10), ""
+        except RecordError as exc:
+            return Record(), str(exc)
 
     def url(self, action: str = "", **params: str) -> str:
         query = {"action": action, **params} if action else dict(params)

@@ -1,4 +1,5 @@
-"""The views of the cPanel page: Home, Issue, View, Reinstall, Remove, Settings, progress.
+"""The views of the cPanel page: Home, Issue, View, Reinstall, Remove, progress (the Issue form
+is in cpanel_issue_form.py, Settings in cpanel_settings.py).
 
 Each takes the request's `PageContext` and answers HTML or, when the client accepts JSON, the
 JSON API's `{"success", "errors", "data"}`. Work that can fail at the CA or in cPanel runs under
@@ -16,9 +17,9 @@ from typing import Any
 from ..certificates import host_for, statuses
 from ..config import KEY_TYPES
 from ..cpanel.models import Vhost
-from ..errors import Error, NameRefused, RecordError
+from ..errors import Error, NameRefused
 from ..names import is_wildcard, normalize_name, wildcard_base
-from ..record_format import CertificateEntry, Record
+from ..record_format import CertificateEntry
 from . import one_time_message
 from .cpanel_context import PageContext, PageIssuer
 from .error_advice import PageError, json_failure, message_for
@@ -48,19 +49,11 @@ REVOCATION_REASON_LABELS = {
     "cessationOfOperation": "The website is closed or the names are no longer used",
 }
 KIND_LABELS = {"main": "Main domain", "addon": "Addon domain", "sub": "Subdomain"}
-_TRUE = ("1", "on", "true", "yes")
-
-
-def _record(ctx: PageContext) -> tuple[Record, str]:
-    """The user's record, or an empty one and the reason it could not be read."""
-    try:
-        return ctx.store.load(timeout=10), ""
-    except RecordError as exc:
-        return Record(), str(exc)
+TRUE_WORDS = ("1", "on", "true", "yes")
 
 
 def _entry(ctx: PageContext, vhost: Vhost) -> CertificateEntry:
-    entry = _record(ctx)[0].certificates.get(vhost.domain)
+    entry = ctx.record()[0].certificates.get(vhost.domain)
     if entry is None or not entry.cert_pem:
         raise PageError(
             404,
@@ -69,7 +62,7 @@ def _entry(ctx: PageContext, vhost: Vhost) -> CertificateEntry:
     return entry
 
 
-def _ok(ctx: PageContext, data: Any, text: str, back: str = "") -> Response:
+def succeeded(ctx: PageContext, data: Any, text: str, back: str = "") -> Response:
     if ctx.wants_json:
         return json_response(200, success=True, data=data)
     one_time_message.leave(ctx.nvdata, "success", text)
@@ -118,7 +111,7 @@ def _contact_email(ctx: PageContext) -> str | None:
 
 
 def home(ctx: PageContext) -> Response:
-    record, warning = _record(ctx)
+    record, warning = ctx.record()
     rows = statuses(
         ctx.vhosts(),
         ctx.api.installed_hosts(),
@@ -145,45 +138,12 @@ def home(ctx: PageContext) -> Response:
     )
 
 
-def issue_form(ctx: PageContext) -> Response:
-    vhost = ctx.vhost()
-    entry = _record(ctx)[0].certificates.get(vhost.domain)
-    ticked = {vhost.domain, f"www.{vhost.domain}", *(entry.names if entry else ())}
-    key_type = ctx.settings.default_key_type
-    if entry is not None and entry.key_type in KEY_TYPES:
-        key_type = entry.key_type
-    names = [(name, name in ticked) for name in vhost.names]
-    wildcards = {name: f"*.{name}" in ticked for name in vhost.names}
-    if ctx.wants_json:
-        data = {
-            "vhost": vhost.domain,
-            "names": [{"name": n, "ticked": t, "wildcard": wildcards[n]} for n, t in names],
-            "key_types": list(KEY_TYPES),
-            "key_type": key_type,
-            "challenges": list(CHALLENGE_LABELS),
-            "challenge": "",
-            "csrf_token": ctx.csrf.token(),
-        }
-        return json_response(200, success=True, data=data)
-    return ctx.render(
-        "cpanel/issue.html",
-        vhost=vhost,
-        names=names,
-        wildcards=wildcards,
-        key_types=KEY_TYPE_LABELS,
-        key_type=key_type,
-        challenges=CHALLENGE_LABELS,
-        running=ProgressFile(ctx.nvdata).read(vhost.domain),
-        message=one_time_message.take(ctx.nvdata),
-    )
-
-
 def view(ctx: PageContext) -> Response:
     # cryptography's certificate parsing is fine here; Home never comes this way.
     from ..keys import certificate_facts
 
     vhost = ctx.vhost()
-    entry = _record(ctx)[0].certificates.get(vhost.domain)
+    entry = ctx.record()[0].certificates.get(vhost.domain)
     host = host_for(vhost, ctx.api.installed_hosts())
     if entry is not None and entry.cert_pem:
         cert_pem, chain_pem, source = entry.cert_pem, entry.chain_pem, "plugin"
@@ -226,7 +186,7 @@ def remove_confirm(ctx: PageContext) -> Response:
     entry = _entry(ctx, vhost)
     if ctx.wants_json:
         raise PageError(405, "Remove is a POST with the CSRF token.")
-    revoke = ctx.request.value("revoke").lower() in _TRUE
+    revoke = ctx.request.value("revoke").lower() in TRUE_WORDS
     return ctx.render(
         "cpanel/remove.html",
         vhost=vhost,
@@ -242,19 +202,6 @@ def _revocation_reasons() -> dict[str, str]:
     from ..issue_plan import REVOCATION_REASONS
 
     return {name: REVOCATION_REASON_LABELS.get(name, name) for name in REVOCATION_REASONS}
-
-
-def settings_form(ctx: PageContext) -> Response:
-    record, warning = _record(ctx)
-    if ctx.wants_json:
-        data = {"send_success_mail": not record.disable_mail, "csrf_token": ctx.csrf.token()}
-        return json_response(200, success=True, data=data)
-    return ctx.render(
-        "cpanel/settings.html",
-        send_success_mail=not record.disable_mail,
-        warning=warning,
-        message=one_time_message.take(ctx.nvdata),
-    )
 
 
 def progress(ctx: PageContext) -> Response:
@@ -282,7 +229,7 @@ def issue(ctx: PageContext) -> Response:
             "A wildcard can only be validated through DNS: choose Automatic or DNS, or untick "
             "Wildcard.",
         )
-    dry_run = ctx.request.value("dry_run").lower() in _TRUE
+    dry_run = ctx.request.value("dry_run").lower() in TRUE_WORDS
     options: dict[str, Any] = {}
     if challenge:
         options["challenge"] = challenge
@@ -302,13 +249,13 @@ def issue(ctx: PageContext) -> Response:
                 + ". It was not installed or saved, and your website keeps the certificate it "
                 "had. Press Issue to get the real certificate."
             )
-            return _ok(ctx, result.summary(), text, back)
+            return succeeded(ctx, result.summary(), text, back)
         done = "The saved certificate was installed" if result.reused_saved else "Issued"
         text = (
             f"{done}: {vhost.domain} is secured until {format_date(result.not_after)} "
             f"({', '.join(result.names)}). It renews by itself before then."
         )
-        return _ok(ctx, result.summary(), text)
+        return succeeded(ctx, result.summary(), text)
 
     return _busy_work(ctx, vhost, back, work)
 
@@ -349,7 +296,7 @@ def reinstall(ctx: PageContext) -> Response:
     def work(issuer: PageIssuer) -> Response:
         result = issuer.reinstall(vhost.domain)
         text = f"The certificate of {vhost.domain} was installed again."
-        return _ok(ctx, result.summary(), text)
+        return succeeded(ctx, result.summary(), text)
 
     return _busy_work(ctx, vhost, ctx.url(), work)
 
@@ -357,7 +304,7 @@ def reinstall(ctx: PageContext) -> Response:
 def remove(ctx: PageContext) -> Response:
     vhost = ctx.vhost()
     _entry(ctx, vhost)
-    revoke = ctx.request.value("revoke").lower() in _TRUE
+    revoke = ctx.request.value("revoke").lower() in TRUE_WORDS
     asked = ctx.request.value("reason") or "unspecified"
     known = {name.lower(): name for name in _revocation_reasons()} if revoke else {}
     reason = known.get(asked.strip().lower(), "")
@@ -377,26 +324,9 @@ def remove(ctx: PageContext) -> Response:
             label = REVOCATION_REASON_LABELS.get(reason, reason)
             text = f"Revoked at the certificate authority (reason: {label}). " + text
         data = {"vhost": vhost.domain, "revoked": True, "reason": reason} if revoke else None
-        return _ok(ctx, data, text)
+        return succeeded(ctx, data, text)
 
     return _busy_work(ctx, vhost, ctx.url(), work)
-
-
-def save_settings(ctx: PageContext) -> Response:
-    request = ctx.request
-    if request.values("disable_mail"):
-        send = request.value("disable_mail").lower() not in _TRUE
-    else:
-        send = request.value("send_success_mail").lower() in _TRUE
-    with ctx.store.locked(timeout=10) as txn:
-        txn.record.disable_mail = not send
-        txn.save()
-    text = "Settings saved: " + (
-        "you get an e-mail when a certificate is issued or renewed."
-        if send
-        else "no more e-mails about certificates issued or renewed successfully."
-    )
-    return _ok(ctx, {"send_success_mail": send}, text, ctx.url("settings"))
 
 
 # ---- pages without a context ------------------------------------------------------------------

@@ -124,6 +124,8 @@ def page(tmp_path: Path) -> Page:
         "DomainInfo::domains_data": ok({"main_domain": MAIN, "addon_domains": []}),
         "SSL::installed_hosts": ok([]),
         "Features::has_feature": ok(None),
+        # The Issue form asks which zones are here (for Wildcard); none in this script.
+        "DNS::parse_zone": {**ok(None), "status": 0, "errors": ["You do not control a zone."]},
     }
     issuer = FakeIssuer()
 

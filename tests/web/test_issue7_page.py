@@ -198,7 +198,12 @@ def test_json_issue_fields_and_refusals(bed: Bed) -> None:
 
     form = client.get({"action": "issue", "vhost": "pjson.test"}, json_api=True).json()["data"]
     assert form["challenges"] == ["", "http-01", "dns-01"] and form["challenge"] == ""
-    assert {"name": "pjson.test", "ticked": True, "wildcard": False} in form["names"]
+    assert {
+        "name": "pjson.test",
+        "ticked": True,
+        "wildcard": False,
+        "wildcard_offered": True,
+    } in form["names"]
 
     def issue(**body: Any) -> Any:
         return client.post(

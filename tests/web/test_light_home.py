@@ -90,22 +90,29 @@ def _run_page(
     return proc.stdout, modules
 
 
+# The Issue form finds the zones that can take a wildcard with the dns-01 solver's own zone
+# finder (dns_challenge.find_zone), whose module imports cryptography through challenges.py:
+# that much it may load, never the ACME stack.
+_ZONE_FINDER = "cryptography.hazmat.primitives.asymmetric."
+
+
 @pytest.mark.parametrize(
-    ("query", "words"),
+    ("query", "words", "allowed"),
     [
-        ("", "Your websites"),
-        ("action=issue&vhost={domain}", "Key type"),
-        ("action=settings", "E-mail me"),
+        ("", "Your websites", ()),
+        ("action=issue&vhost={domain}", "Key type", (_ZONE_FINDER,)),
+        ("action=settings", "E-mail me", ()),
     ],
 )
 def test_home_loads_no_acme_requests_or_key_generation(
-    cpanel_page: RunningSandbox, query: str, words: str
+    cpanel_page: RunningSandbox, query: str, words: str, allowed: tuple[str, ...]
 ) -> None:
     user, domain = new_user(cpanel_page, "light")
     out, modules = _run_page(cpanel_page, user, query.format(domain=domain))
     assert out.startswith("Status: 200 OK"), out[:500]
     assert words in out
-    assert _heavy(modules) == [], f"the page imported {_heavy(modules)}"
+    heavy = [m for m in _heavy(modules) if not m.startswith(allowed)]
+    assert heavy == [], f"the page imported {heavy}"
     assert "jinja2" in modules  # an HTML page renders: proof that the JSON test below can fail
 
 
