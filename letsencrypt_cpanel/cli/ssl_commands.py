@@ -140,39 +140,27 @@ def cmd_ssl_remove(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ssl_renew(settings: Settings, args: argparse.Namespace) -> int:
-    force: bool = args.force
-    only: str | None = args.vhost
+    """The daemon's renewal of one user (renewal_root): recorded in root's state, the owner
+    mailed, the post-renewal hook run; root answers the worker's EAB requests meanwhile."""
+    require_root()
+    from ..renewal_root import renew_user_now
+    from ..root_service import binder_for_worker
+    from ..system_users import lookup_user
 
-    def job(ctx: Any, binder: Any) -> JSONValue:
-        from ..user_renewal import renew_user
-
-        outcomes = renew_user(
-            ctx.api,
-            ctx.store,
-            ctx.settings,
-            contact_email=ctx.account.email or None,
-            force=force,
-            only_vhost=only,
-            binder=binder,
+    with binder_for_worker(settings, lookup_user(settings, args.user).uid) as binder:
+        report = renew_user_now(
+            settings, args.user, force=args.force, only=args.vhost, binder=binder
         )
-        return [o.summary() for o in outcomes]
-
-    rows = _run(settings, args.user, job)
-    if not isinstance(rows, list):
-        raise Error("the worker sent back an unexpected summary")
     failed = 0
-    for row in rows:
-        if not isinstance(row, dict):
-            continue
-        action = str(row.get("action"))
-        line = f"{row.get('vhost')}: {action.replace('_', ' ')}"
-        if action in ("renewed", "reinstalled", "not_due"):
-            line += f" (expires {date(row.get('not_after'))})"
-        if row.get("error"):
+    for out in report.outcomes:
+        line = f"{out.vhost}: {out.action.replace('_', ' ')}"
+        if out.action in ("renewed", "reinstalled", "not_due"):
+            line += f" (expires {date(out.not_after)})"
+        if out.error:
             failed += 1
-            line += f": {row.get('error')}"
+            line += f": {out.error}"
         print(line)
-    if not rows:
+    if not report.outcomes:
         print(f"{args.user} has no certificates from this plugin.")
     return 1 if failed else 0
 
