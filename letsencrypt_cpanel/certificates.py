@@ -44,7 +44,8 @@ class VhostStatus:
     managed: bool  # the certificate on the vhost is the plugin's
     installed: InstalledHost | None
     entry: CertificateEntry | None
-    uncovered: tuple[str, ...]  # names of the vhost the installed certificate does not cover
+    # names_to_cover() that the installed certificate does not cover (all when none is valid)
+    uncovered: tuple[str, ...]
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly view (no keys, no PEMs)."""
@@ -125,6 +126,12 @@ def vhost_status(
         and entry is not None
         and ((entry.cert_id and cert.id == entry.cert_id) or _same_pem(host, entry))
     )
+    valid = cert is not None and not cert.is_self_signed
+    uncovered = tuple(
+        n
+        for n in names_to_cover(vhost, entry if managed else None)
+        if cert is None or not valid or not covers(cert.names, n)
+    )
     if cert is None or cert.is_self_signed:
         status, date = NOT_SECURED, 0
         if entry is not None and entry.state == STATE_REPLACED:
@@ -135,18 +142,32 @@ def vhost_status(
         status, date = EXPIRED, cert.not_after
     else:
         date = cert.not_after
-        wanted = entry.names if (managed and entry is not None) else [vhost.domain]
-        if any(not covers(cert.names, n) for n in wanted):
+        if uncovered:
             status = PARTIAL
         elif renewal_due(cert.not_before, cert.not_after, now, renewal_fraction):
             status = RENEWS_SOON
         else:
             status = SECURED
-    uncovered_names = tuple(
-        n for n in vhost.names if cert is None or cert.is_self_signed or not covers(cert.names, n)
-    )
     label = LABELS[status].format(date=_date(date) if date else "")
-    return VhostStatus(vhost, status, label, managed, host, entry, uncovered_names)
+    return VhostStatus(vhost, status, label, managed, host, entry, uncovered)
+
+
+def names_to_cover(vhost: Vhost, entry: CertificateEntry | None = None) -> tuple[str, ...]:
+    """The names a certificate on `vhost` should cover, whoever issued it: the vhost's own names
+    as cPanel lists them (its domain, servername, `www.`, parked and addon names), plus every name
+    the plugin's certificate on it (`entry`) was issued for.
+
+    Not the `mail.` name cPanel adds for each of the vhost's domains: mail clients' name, not the
+    website's, which the Issue form does not tick either; cPanel's other service subdomains
+    (`cpanel.`, `webmail.`, ...) are not in `vhost.names` at all. The certificate was meant to
+    carry one of them when `entry` has it."""
+    own = set(vhost.names)
+    names = [
+        n
+        for n in vhost.names
+        if n == vhost.domain or not (n.startswith("mail.") and n.split(".", 1)[1] in own)
+    ]
+    return tuple(dict.fromkeys([*names, *(entry.names if entry is not None else ())]))
 
 
 def _same_pem(host: InstalledHost | None, entry: CertificateEntry) -> bool:
