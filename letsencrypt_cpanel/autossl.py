@@ -193,7 +193,7 @@ def _reserve(
         grants = _UserGrants(user)
         for index, planned in enumerate(todo):
             p = drop_names_over_budget(budgets, user, planned, now)
-            if not p.names:
+            if not p.adds_names:  # no name passed; a growing certificate stays as it is
                 result.vhosts.append(
                     VhostResult(user, p.vhost, NOTHING_TO_DO, p.why, (), p.skipped)
                 )
@@ -311,7 +311,8 @@ def _run(
             budgets.undefer(d.user, d.vhost)  # the account is gone
         granted = _reserve(budgets, plans, ip, now, result)
         jobs = {
-            g.user: issue_job([(x.plan.vhost, x.plan.names) for x in g.grants]) for g in granted
+            g.user: issue_job([(x.plan.vhost, x.plan.names, bool(x.plan.kept)) for x in g.grants])
+            for g in granted
         }
         if batch is None:
             with deferred_restarts(settings) as own:

@@ -4,7 +4,10 @@ issue). Their summaries are untrusted input to root (`parse_plan`, `parse_issue`
 
 A vhost needs a certificate when it has none, a self-signed, expired or uncovering one, or
 another provider's in its last `autossl_foreign_cutoff_days` (a provider that manages its
-certificate renews it before). The plugin's own are renewal's, unless replaced by an invalid one.
+certificate renews it before). The plugin's own are renewal's, unless replaced by an invalid one,
+or unless the vhost gained names it does not cover (a parked or addon domain added): then it
+grows, ordered again for its names plus the new ones that pass the pre-check, with its key, CA
+and challenge method; a new name that fails leaves the certificate as it is.
 Names excluded, resolving elsewhere or not serving a test file from the docroot are left off,
 with the reason: the CA never sees a name that would fail."""
 
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .budgets import Budgets, failed_validation_spend
-from .certificates import covers, host_for
+from .certificates import covers, host_for, names_to_cover, vhost_status
 from .challenges import WebrootSolver
 from .config import Settings
 from .cpanel.models import InstalledHost, Vhost
@@ -28,10 +31,11 @@ from .errors import ChallengeFailed, Error, RateLimited, SelfCheckFailed, Worker
 from .impersonate import JSONValue
 from .issuance import Issuer
 from .issue_plan import OrderPlan
-from .names import order_names
+from .names import order_names, wildcard_base
 from .record_format import STATE_REPLACED, CertificateEntry
 from .selfcheck import SelfCheck
 from .user_jobs import Job, JobContext
+from .user_renewal import renewal_plan
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,10 @@ RATE_LIMITED = "rateLimited"
 ALREADY_SECURED = "already_secured"  # by the plugin meanwhile: nothing ordered
 INSTALL_FAILED = "InstallFailed"  # issued and saved, not installed: the CA counted it
 MAX_NAMES = 200
+GAINED_NAMES = "the website has names its certificate does not cover"
+# The service subdomains a growing certificate takes for its new domains when it already
+# carries them for its old ones (AutoSSL put them there).
+SERVICE_LABELS = frozenset({"mail", *PROXY_LABELS})
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,13 @@ class VhostPlan:
     why: str  # what is wrong with its certificate now
     names: tuple[str, ...]  # passed the pre-check
     skipped: tuple[tuple[str, str], ...]  # (name, reason)
+    # Growing the plugin's certificate: its names, kept (not pre-checked: they are on it now).
+    kept: tuple[str, ...] = ()
+
+    @property
+    def adds_names(self) -> bool:
+        """Whether ordering would add a name (a growing certificate with nothing new: no)."""
+        return bool(set(self.names) - set(self.kept))
 
 
 @dataclass(frozen=True)
@@ -92,7 +107,10 @@ def needs_certificate(
     cert = host.certificate if host is not None else None
     invalid = cert is None or cert.is_self_signed or cert.not_after <= now
     if entry is not None and (entry.state != STATE_REPLACED or not invalid):
-        return ""  # the plugin's own certificate: renewal looks after it
+        # The plugin's own certificate: renewal looks after it, unless it is on the vhost and
+        # the vhost has names it lacks (what the cPanel page shows as "Some names not covered").
+        shown = vhost_status(vhost, host, entry, now=now, renewal_fraction=1.0)
+        return GAINED_NAMES if shown.managed and shown.uncovered and not invalid else ""
     if cert is None:
         return "no certificate"
     if cert.is_self_signed:
@@ -118,6 +136,26 @@ def candidate_names(vhost: Vhost, settings: Settings) -> list[str]:
         ]
         names += [f"{label}.{base}" for base in bases for label in PROXY_LABELS]
     return list(dict.fromkeys(names))
+
+
+def kept_names(vhost: Vhost, entry: CertificateEntry) -> list[str]:
+    """The names of the plugin's certificate that a grown one keeps: those the user still owns
+    (renewal's rule; a wildcard stays while its base name is the vhost's)."""
+    owned = {n.lower() for n in vhost.names} | {vhost.domain.lower()}
+    return [n for n in entry.names if wildcard_base(n.lower()) in owned]
+
+
+def gained_names(vhost: Vhost, entry: CertificateEntry, settings: Settings) -> list[str]:
+    """The names to add to the plugin's certificate on `vhost`: the vhost's names it does not
+    cover (`names_to_cover`), and the service subdomains of the new domains whose label it
+    already carries for its old ones."""
+    wanted = set(names_to_cover(vhost, entry))
+    services = {n.split(".", 1)[0] for n in entry.names} & SERVICE_LABELS
+    return [
+        n
+        for n in candidate_names(vhost, settings)
+        if not covers(entry.names, n) and (n in wanted or n.split(".", 1)[0] in services)
+    ]
 
 
 def excluded_by(name: str, patterns: Sequence[str]) -> str:
@@ -178,14 +216,17 @@ def plan_user(
 ) -> list[VhostPlan]:
     plans = []
     for vhost in vhosts:
-        why = needs_certificate(
-            vhost, host_for(vhost, hosts), entries.get(vhost.domain), settings, now
-        )
+        entry = entries.get(vhost.domain)
+        why = needs_certificate(vhost, host_for(vhost, hosts), entry, settings, now)
         if not why:
             continue
+        kept: list[str] = []
+        candidates = candidate_names(vhost, settings)
+        if why == GAINED_NAMES and entry is not None:
+            kept, candidates = kept_names(vhost, entry), gained_names(vhost, entry, settings)
         skipped: list[tuple[str, str]] = []
         wanted = []
-        for name in candidate_names(vhost, settings):
+        for name in candidates:
             pattern = excluded_by(name, settings.autossl_exclude)
             if pattern:
                 skipped.append((name, f"excluded by the pattern {pattern}"))
@@ -194,10 +235,11 @@ def plan_user(
         passed, failed = precheck(vhost, wanted, settings, addresses, home) if wanted else ([], [])
         skipped += failed
         limit = settings.max_names_per_certificate
-        for name in passed[limit:]:
+        room = max(limit - len(kept), 0)
+        for name in passed[room:]:
             skipped.append((name, f"more than {limit} names on one certificate"))
-        names = order_names(passed[:limit], vhost.domain)
-        plans.append(VhostPlan(vhost.domain, why, tuple(names), tuple(skipped)))
+        names = order_names([*kept, *passed[:room]], vhost.domain)
+        plans.append(VhostPlan(vhost.domain, why, tuple(names), tuple(skipped), tuple(kept)))
     return plans
 
 
@@ -214,7 +256,9 @@ def server_addresses(settings: Settings, hostname: str) -> list[str]:
 
 
 def drop_names_over_budget(budgets: Budgets, user: str, p: VhostPlan, now: float) -> VhostPlan:
-    """Names past their failed-validation budget are left off, with the reason."""
+    """Names past their failed-validation budget are left off, with the reason. A name a
+    growing certificate keeps cannot be left off (the new one would be narrower): then nothing
+    is added this time."""
     names, skipped = [], list(p.skipped)
     for name in p.names:
         denied = budgets.check([failed_validation_spend(user, name)], now)
@@ -222,7 +266,9 @@ def drop_names_over_budget(budgets: Budgets, user: str, p: VhostPlan, now: float
             names.append(name)
         else:
             skipped.append((name, denied.reason))
-    return VhostPlan(p.vhost, p.why, tuple(names), tuple(skipped))
+    if any(name in p.kept and name not in names for name in p.names):
+        names = list(p.kept)
+    return VhostPlan(p.vhost, p.why, tuple(names), tuple(skipped), p.kept)
 
 
 # -- the jobs (as the user) ----------------------------------------------------------------------
@@ -248,6 +294,7 @@ def plan_job(addresses: Sequence[str], now: float) -> Job:
                     "why": p.why,
                     "names": list[JSONValue](p.names),
                     "skipped": [[n, r] for n, r in p.skipped],
+                    "kept": list[JSONValue](p.kept),
                 }
                 for p in plans
             ],
@@ -256,8 +303,10 @@ def plan_job(addresses: Sequence[str], now: float) -> Job:
     return job
 
 
-def _issue_one(issuer: Issuer, ctx: JobContext, vhost: Vhost, names: list[str]) -> IssueOutcome:
-    kind = ctx.settings.default_key_type
+def _issue_one(
+    issuer: Issuer, ctx: JobContext, vhost: Vhost, names: list[str], grow: bool
+) -> IssueOutcome:
+    kind, key = ctx.settings.default_key_type, ""
     try:
         with ctx.store.locked() as txn:
             # Under the user's lock: a click on the cPanel page may have secured it meanwhile.
@@ -267,9 +316,19 @@ def _issue_one(issuer: Issuer, ctx: JobContext, vhost: Vhost, names: list[str]) 
                 and known.state != STATE_REPLACED
                 and known.not_after > time.time()
             ):
-                return IssueOutcome(vhost.domain, tuple(known.names), True, kind=ALREADY_SECURED)
-            plan = OrderPlan(ctx.settings.acme_directory, prechecked=True)
-            entry = issuer.order(txn, vhost, names, kind, plan=plan)
+                if not grow or all(covers(known.names, n) for n in names):
+                    return IssueOutcome(
+                        vhost.domain, tuple(known.names), True, kind=ALREADY_SECURED
+                    )
+                # Growing: its names as the record has them now, its key, CA, method and chain.
+                names = order_names(
+                    list(dict.fromkeys([*kept_names(vhost, known), *names])), vhost.domain
+                )
+                kind, key = known.key_type or kind, known.key_pem
+                plan = renewal_plan(known, ctx.settings)
+            else:
+                plan = OrderPlan(ctx.settings.acme_directory, prechecked=True)
+            entry = issuer.order(txn, vhost, names, kind, key, plan=plan)
             result = issuer.install(txn, entry, reused=False)
     except RateLimited as exc:
         when = int(exc.retry_after.timestamp()) if exc.retry_after else 0
@@ -284,9 +343,10 @@ def _issue_one(issuer: Issuer, ctx: JobContext, vhost: Vhost, names: list[str]) 
     return IssueOutcome(vhost.domain, tuple(names), True, ordered=True, not_after=result.not_after)
 
 
-def issue_job(grants: Sequence[tuple[str, Sequence[str]]]) -> Job:
-    """Order and install a certificate for each granted (vhost, names). A `rateLimited`
-    answer stops the rest (they would get the same answer)."""
+def issue_job(grants: Sequence[tuple[str, Sequence[str], bool]]) -> Job:
+    """Order and install a certificate for each granted (vhost, names, grow); `grow`: the
+    plugin's certificate on it, ordered again with these names added. A `rateLimited` answer
+    stops the rest (they would get the same answer)."""
 
     def job(ctx: JobContext) -> JSONValue:
         issuer = Issuer(ctx.api, ctx.store, ctx.settings, contact_email=ctx.account.email or None)
@@ -294,15 +354,16 @@ def issue_job(grants: Sequence[tuple[str, Sequence[str]]]) -> Job:
         had_account = directory in ctx.store.load().accounts
         by_domain = {v.domain: v for v in ctx.api.domains_data()}
         outcomes: list[JSONValue] = []
-        for domain, names in grants:
+        for domain, names, grow in grants:
             vhost = by_domain.get(domain)
-            # Only names of this vhost, as cPanel lists them now (the grant went through root).
+            # Only names of this vhost, as cPanel lists them now (the grant went through root);
+            # a growing certificate's own names are added back from the record.
             mine = set(candidate_names(vhost, ctx.settings)) if vhost else set()
             wanted = [n for n in names if n in mine]
             if vhost is None or not wanted:
                 out = IssueOutcome(domain, tuple(names), False, "the website is gone", "gone")
             else:
-                out = _issue_one(issuer, ctx, vhost, wanted)
+                out = _issue_one(issuer, ctx, vhost, wanted, grow)
             outcomes.append(
                 {
                     "vhost": out.vhost,
@@ -367,9 +428,9 @@ def parse_plan(value: JSONValue) -> UserPlan:
                 raise WorkerError("The AutoSSL worker's plan holds a malformed entry.")
             pairs.append((_str(pair[0]).lower(), _str(pair[1], 2000)))
         vhost = _str(item.get("vhost")).lower()
-        plans.append(
-            VhostPlan(vhost, _str(item.get("why")), _names(item.get("names")), tuple(pairs))
-        )
+        names = _names(item.get("names"))
+        kept = tuple(n for n in _names(item.get("kept", [])) if n in names)
+        plans.append(VhostPlan(vhost, _str(item.get("why")), names, tuple(pairs), kept))
     return UserPlan(bool(value["has_account"]), tuple(plans))
 
 
