@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import Error
+from .names import is_wildcard
 from .state import UserReport, VhostState
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates" / "email"
@@ -47,6 +48,10 @@ class MailItem:
     names: tuple[str, ...] = ()
     not_after: int = 0
     reason: str = ""
+    challenge: str = ""  # how the CA checks the names ("dns-01", "http-01"), "" when unknown
+
+
+_CHALLENGE_WORDS = {"dns-01": "through DNS (dns-01)", "http-01": "over HTTP (http-01)"}
 
 
 def clean(text: str, limit: int = MAX_FIELD) -> str:
@@ -67,9 +72,11 @@ def _site_lines(kind: str, items: list[MailItem]) -> str:
         if kind == RENEWED:
             lines.append(f"{head}\n    valid until {_date(item.not_after)}")
         elif kind == FAILED:
+            how = _CHALLENGE_WORDS.get(item.challenge)
             lines.append(
                 f"{head}\n    the current certificate expires on {_date(item.not_after)}"
-                f"\n    reason: {clean(item.reason) or 'not given'}"
+                + (f"\n    names checked {how}" if how else "")
+                + f"\n    reason: {clean(item.reason) or 'not given'}"
             )
         else:
             lines.append(f"{head}\n    {clean(item.reason)}")
@@ -157,7 +164,10 @@ def plan_mails(
     failed: list[MailItem] = []
     left: list[MailItem] = []
     for out in report.outcomes:
-        item = MailItem(out.vhost, out.names, out.not_after, out.error)
+        # A wildcard can only be checked through DNS (RFC 8555 §7.1.3); the worker's report does
+        # not carry the method of other certificates, so for those the mail gives both advices.
+        challenge = "dns-01" if any(is_wildcard(n) for n in out.names) else ""
+        item = MailItem(out.vhost, out.names, out.not_after, out.error, challenge)
         if out.action == RENEWED:
             renewed.append(item)
         elif out.action == FAILED:
