@@ -76,14 +76,21 @@ def _change_names(settings: Settings, name: str, add: bool) -> int:
     if add:
         names.append(wanted)
     set_value(settings, "hostcert_extra_names", ",".join(names))
-    # The daemon puts changed names on the certificate only while its upkeep is on.
-    when = (
-        "the daemon reissues it at its next cycle"
-        if settings.hostcert_enabled
-        else "the daemon's upkeep is off (`le-cp hostcert enable`)"
-    )
     tell_daemon(settings, f"extra names: {', '.join(names) or '-'}")
-    print(f"{when}; `le-cp hostcert issue` puts them on the certificate now")
+    # What happens next, said as service_certs does it: a name missing from the certificate
+    # makes it due (while the daemon's upkeep is on); a name too many does not.
+    if not add:
+        print(
+            f"{wanted} stays on the current certificate until it is renewed; "
+            "`le-cp hostcert issue --force` replaces it now"
+        )
+    elif settings.hostcert_enabled:
+        print("the daemon adds it at its next cycle; `le-cp hostcert issue` does it now")
+    else:
+        print(
+            "the daemon's upkeep of the certificate is off (`le-cp hostcert enable`); "
+            "`le-cp hostcert issue` adds it now"
+        )
     return 0
 
 

@@ -53,7 +53,10 @@ def test_le_cp_autossl_enable_is_picked_up_by_the_running_daemon(bed: Bed, tmp_p
         _wait_for(lambda: log.read_text().count("configuration reread") == 2, "the second SIGHUP")
         said = bed.lecp.ok("hostcert", "add", "extra.sandbox.test")
         assert f"the daemon (pid {daemon.pid}) rereads" in said
-        assert "the daemon's upkeep is off (`le-cp hostcert enable`)" in said
+        assert "the daemon's upkeep of the certificate is off (`le-cp hostcert enable`)" in said
+        said = bed.lecp.ok("hostcert", "remove", "extra.sandbox.test")
+        assert f"the daemon (pid {daemon.pid}) rereads" in said
+        assert "stays on the current certificate until it is renewed" in said
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
