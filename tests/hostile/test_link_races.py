@@ -15,12 +15,15 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import secrets
 import shutil
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from letsencrypt_cpanel.web.csrf import HMAC_KEY_FILE
 from letsencrypt_cpanel.web.one_time_message import MESSAGE_FILE
@@ -150,6 +153,7 @@ def test_link_races_in_the_home_get_nothing_of_roots(
     racer = Racer(home, docroot, secret, vault, outside)
     thread = threading.Thread(target=racer.run, daemon=True)
     outputs: list[str] = []
+    statuses: list[tuple[str, int, bytes]] = []
     client = PageClient.login(sandbox, user)
     thread.start()
     try:
@@ -161,15 +165,22 @@ def test_link_races_in_the_home_get_nothing_of_roots(
                 {"action": "issue", "vhost": domain, "name": [domain, "hxrace-parked.test"]},
                 {"action": "settings", "send_success_mail": "1"},
             ):
-                with contextlib.suppress(AssertionError):  # the token read may hit a swap
-                    reply = client.post(fields, json_api=True)
-                    assert reply.status < 500, reply.body[:300]
-                    outputs.append(reply.body.decode())
+                # The CSRF token comes from a GET, which a swap may refuse (a 4xx): then there is
+                # no POST this round. Every answer, the GET's too, is judged after the loop.
+                reply = client.get(json_api=True)
+                statuses.append(("token", reply.status, reply.body[:300]))
+                if reply.status != 200:
+                    continue
+                token = str(reply.json()["data"]["csrf_token"])
+                reply = client.post(fields, json_api=True, csrf=token)
+                statuses.append((fields["action"], reply.status, reply.body[:300]))
+                outputs.append(reply.body.decode())
             outputs.append(client.get(json_api=True).body.decode())
     finally:
         racer.stop.set()
         thread.join(timeout=10)
     assert racer.swaps > 100, racer.swaps
+    assert any(action != "token" for action, _, _ in statuses), "no page POST during the race"
 
     assert snapshot(vault) == before_vault
     assert secret.read_text() == secret_text and secret.stat().st_uid == 0
@@ -184,6 +195,23 @@ def test_link_races_in_the_home_get_nothing_of_roots(
     # Put right by the racer's last swap back, the home works again.
     lecp.ok("ssl", "issue", "--user", user, domain, "hxrace-parked.test")
     assert client.post({"action": "settings", "send_success_mail": "1"}).status == 303
+
+    # Judged last, so that everything above still holds while this is open: no answer of the
+    # page during the race was a server error. An issue the race made fail at validation is the
+    # page's 502 with the reason (its answer when the CA was asked and said no), not a bug.
+    server_errors = [
+        s
+        for s in statuses
+        if s[1] >= 500 and not (s[0] == "issue" and s[1] == 502 and b'"success": false' in s[2])
+    ]
+    error_log = sandbox.root / "usr/local/cpanel/logs/error_log"
+    raised = re.findall(r"(?m)^(\w+Error: .*)$", error_log.read_text(errors="replace"))
+    if server_errors and raised and all("'nvdata'" in line for line in raised):
+        # Known gap: with `.cpanel/nvdata` swapped for a link, web/nvdata_files.py raises a bare
+        # NotADirectoryError (not a library Error), and the page answers its 500 "Something
+        # went wrong on the server". Remove this once nvdata_files turns it into an Error.
+        pytest.xfail(f"the page answered 500 during the race: {sorted(set(raised))}")
+    assert server_errors == [], server_errors
 
 
 def test_a_docroot_linked_out_of_the_home_gets_no_challenge_folder_there(
