@@ -9,6 +9,7 @@ import ssl
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from cpanel_sandbox import certs, sslstorage
 from tests.fixtures.lecp import LeCp
 from tests.fixtures.pebble import PebbleInstance
 from tests.fixtures.sandbox import RunningSandbox, is_service_certificate
@@ -81,7 +82,19 @@ def test_reinstall_and_remove(lecp: LeCp, sandbox: RunningSandbox, new_user) -> 
     lecp.ok("ssl", "reinstall", "--user", user, "again.test")
     assert sandbox.fetch_site_cert("again.test").serial_number == issued.serial_number
 
+    # The ids cPanel gives them in the user's SSL storage (~/ssl/ssl.db, ~/ssl/{certs,keys}/).
+    cert_id, key_id = certs.cert_id(issued), certs.key_id(issued.public_key())
+    ssl_home = sandbox.root / "home" / user / "ssl"
+    stored = sslstorage.read_db(sandbox.root, user)
+    assert cert_id in stored["certificate"] and key_id in stored["key"]
+    assert (ssl_home / "certs" / f"{cert_id}.crt").exists()
+    assert (ssl_home / "keys" / f"{key_id}.key").exists()
+
     lecp.ok("ssl", "remove", "--user", user, "again.test")
+    stored = sslstorage.read_db(sandbox.root, user)
+    assert cert_id not in stored["certificate"] and key_id not in stored["key"]
+    assert not (ssl_home / "certs" / f"{cert_id}.crt").exists()
+    assert not (ssl_home / "keys" / f"{key_id}.key").exists()
     fallback = sandbox.fetch_site_cert("again.test")
     assert fallback.serial_number != issued.serial_number
     assert is_service_certificate(sandbox, fallback)  # what cpsrvd serves for unclaimed names
