@@ -239,15 +239,46 @@ def validate(name: str, value: Any) -> Any:
         raise ConfigError("parallel_workers must be between 1 and 64")
     if name == "renewal_days" and not 0 <= coerced <= 365:
         raise ConfigError("renewal_days must be between 0 and 365")
-    paths = ("post_renewal_hook", "sendmail_path", "smtp_ca_bundle", "acme_ca_bundle")
+    paths = ("post_renewal_hook", "sendmail_path", "smtp_ca_bundle")
     if name in paths and coerced and not str(coerced).startswith("/"):
-        raise ConfigError(f"{name} must be an absolute path (or empty)")
+        raise ConfigError(f"{name} must be an absolute path")
     urls = ("acme_directory", "staging_directory", "eab_directory")
     optional = name == "eab_directory" and not coerced
-    if name in urls and not optional:
-        _check_directory_url(name, str(coerced))
+    if name in urls and not optional and not str(coerced).startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an https:// URL")
     if name == "acme_profile" and coerced and not str(coerced).replace("-", "").isalnum():
         raise ConfigError("acme_profile must be a profile name the CA lists (letters, digits, -)")
+    return coerced
+
+
+def validate_change(name: str, value: Any) -> Any:
+    """What a change must meet (`le-cp config set`, the WHM page, every caller of `set_value`):
+    `validate`, the stricter rules below, and the checks against this server at the time.
+
+    `validate` alone decides whether a config file loads, and stays as lenient as it was: a
+    value an older version stored (the WHM page once took a wildcard extra name) or a hook
+    deleted since must not stop the daemon and the pages; the job that uses it reports it."""
+    coerced = _check_new_value(name, validate(name, value))
+    if name == "post_renewal_hook" and coerced:
+        from .hooks import HookRefused, check_hook
+
+        try:
+            check_hook(str(coerced))
+        except HookRefused as exc:
+            raise ConfigError(
+                f"post_renewal_hook: {exc} Give the path of an executable file owned by root and "
+                "writable by root alone, or an empty value for no hook."
+            ) from exc
+    return coerced
+
+
+def _check_new_value(name: str, coerced: Any) -> Any:
+    """The format rules for a new value; returns it normalized (host names), or raises."""
+    if name == "acme_ca_bundle" and coerced and not str(coerced).startswith("/"):
+        raise ConfigError("acme_ca_bundle must be an absolute path (or empty)")
+    urls = ("acme_directory", "staging_directory", "eab_directory")
+    if name in urls and (coerced or name != "eab_directory"):
+        _check_directory_url(name, str(coerced))
     if name in ("mail_from", "admin_email") and coerced and usable_email(coerced) != coerced:
         raise ConfigError(
             f"{name}: {coerced!r} is not an e-mail address; give one address, e.g. "
@@ -321,24 +352,6 @@ def _check_resolver(spec: str) -> None:
             f"resolvers: {spec!r} is not a resolver's address; give IP addresses, optionally "
             "with a port, separated by commas, e.g. 1.1.1.1,8.8.8.8:53,[2606:4700::1111]:53"
         ) from exc
-
-
-def validate_change(name: str, value: Any) -> Any:
-    """`validate`, plus what can be checked only against this server at the time of a change
-    (`le-cp config set`, the WHM page): a config file that was fine when written must still load
-    after the world moves on (e.g. the hook is deleted); the daemon reports that when it runs."""
-    coerced = validate(name, value)
-    if name == "post_renewal_hook" and coerced:
-        from .hooks import HookRefused, check_hook
-
-        try:
-            check_hook(str(coerced))
-        except HookRefused as exc:
-            raise ConfigError(
-                f"post_renewal_hook: {exc} Give the path of an executable file owned by root and "
-                "writable by root alone, or an empty value for no hook."
-            ) from exc
-    return coerced
 
 
 def root_from_env(env: Mapping[str, str] | None = None) -> Path:

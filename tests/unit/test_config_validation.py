@@ -88,3 +88,26 @@ def test_good_values_are_saved_normalized(root: Path, capsys: pytest.CaptureFixt
     # runs); only setting it is refused.
     os.unlink(hook)
     assert load_settings().post_renewal_hook == str(hook)
+
+
+def test_values_an_older_version_stored_still_load(root: Path) -> None:
+    """The stricter rules apply to changes: a config file written before them (the WHM page once
+    took a wildcard extra name) still loads, so the daemon and the pages keep running, and the
+    job that uses the value reports it."""
+    path = root / "etc/letsencrypt-cpanel.conf"
+    path.parent.mkdir(parents=True)
+    older = {
+        "hostcert_extra_names": ["*.example.com"],
+        "mail_from": "notanemail",
+        "resolvers": ["1.2.3"],
+        "acme_directory": "http://ca.example/dir",
+        "post_renewal_hook": "/nonexistent/hook",
+    }
+    path.write_text(json.dumps(older))
+    settings = load_settings()
+    assert settings.hostcert_extra_names == ("*.example.com",)
+    assert settings.acme_directory == "http://ca.example/dir"
+    # Changing anything else keeps them; changing one of them must meet the rules.
+    assert main(["config", "set", "renewal_days", "10"]) == 0
+    assert main(["config", "set", "mail_from", "alsonot"]) == 1
+    assert load_settings().mail_from == "notanemail"
