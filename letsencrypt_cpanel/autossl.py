@@ -130,9 +130,10 @@ def _with_work(settings: Settings, root: RootSide, accounts: list[str], now: flo
         return accounts
     cutoff = now + settings.autossl_foreign_cutoff_days * 86400
     for d in domains:
-        if d.type == "parked":
-            continue
-        cert = installed.get((d.user, d.parent if d.type == "addon" and d.parent else d.domain))
+        # A parked domain lives on its parent's vhost, an addon on its backing subdomain's: one
+        # its certificate does not cover may be a name the plugin's certificate should gain.
+        shared = d.type in ("addon", "parked") and d.parent
+        cert = installed.get((d.user, d.parent if shared else d.domain))
         if (
             cert is None
             or cert.is_self_signed

@@ -6,11 +6,13 @@ reported and leaves the working certificate installed."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from letsencrypt_cpanel import autossl
 from tests.automation.conftest import Bed, make_bed
 from tests.automation.domain_changes import park
 from tests.automation.test_autossl import names_of
@@ -117,3 +119,15 @@ def test_a_parked_domain_failing_the_precheck_leaves_the_certificate_and_is_repo
     assert spki(grown) == spki(before)
     row, _ = home_row(bed)
     assert row["status"] == "partial" and row["uncovered"] == ["grow-far.test"]
+
+
+def test_a_cycle_without_the_hook_finds_the_parked_domain(secured: Bed) -> None:
+    """The daemon's AutoSSL plans only accounts WHM shows something uncovered for: a parked
+    domain its vhost's certificate lacks is such a thing (the hook may not have fired)."""
+    bed = secured
+    park(bed.root, USER, "grow-late.test")
+    result = autossl.run_once(bed.settings(), time.time())
+    assert result.worker_failures == {}
+    rows = {v.vhost: v for v in result.vhosts if v.user == USER}
+    assert rows[SITE].status == autossl.SECURED, rows
+    assert bed.secured("www.grow-late.test") and bed.secured("grow-late.test")
