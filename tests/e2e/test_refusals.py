@@ -15,7 +15,7 @@ def pebble_posts(pebble: PebbleInstance, path: str) -> int:
 
 @pytest.fixture(scope="module")
 def two_users(lecp: LeCp, sandbox: RunningSandbox) -> tuple[str, str]:
-    sandbox.add_user("refuser1", "mine.test")
+    sandbox.add_user("refuser1", "mine.test", addons=["mine-too.test"])
     sandbox.add_user("refuser2", "theirs.test")
     return "refuser1", "theirs.test"
 
@@ -32,6 +32,11 @@ def two_users(lecp: LeCp, sandbox: RunningSandbox) -> tuple[str, str]:
         (["mine.test\n"], "contains spaces or control characters"),
         ([f"n{i}.mine.test" for i in range(101)], "101 names were given"),
         (["mine.test", "theirs.test"], "'theirs.test': is not a domain"),
+        # Both the user's, but of two websites: one certificate per website.
+        (
+            ["mine.test", "www.mine-too.test"],
+            "'www.mine-too.test': belongs to the website mine-too.test, not mine.test",
+        ),
     ],
 )
 def test_refused_before_the_ca_is_asked(
