@@ -131,3 +131,19 @@ def test_a_cycle_without_the_hook_finds_the_parked_domain(secured: Bed) -> None:
     rows = {v.vhost: v for v in result.vhosts if v.user == USER}
     assert rows[SITE].status == autossl.SECURED, rows
     assert bed.secured("www.grow-late.test") and bed.secured("grow-late.test")
+
+
+def test_growing_stops_at_the_names_per_certificate_limit(secured: Bed) -> None:
+    bed = secured
+    before = names_of(bed.sandbox.fetch_site_cert(SITE))
+    bed.set("max_names_per_certificate", str(len(before) + 1))
+    try:
+        park(bed.root, USER, "grow-max.test")
+        out = autossl_run(bed)
+    finally:
+        bed.set("max_names_per_certificate", "100")
+    assert out["status"] == "secured", out
+    assert set(out["names"]) == before | {"grow-max.test"}
+    skipped = {s["name"]: s["reason"] for s in out["skipped"]}
+    assert skipped["www.grow-max.test"] == f"more than {len(before) + 1} names on one certificate"
+    assert names_of(bed.sandbox.fetch_site_cert("grow-max.test")) == before | {"grow-max.test"}
