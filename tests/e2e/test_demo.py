@@ -88,15 +88,20 @@ def _read_until_serving(proc: subprocess.Popen[str], deadline: float) -> str:
     raise AssertionError("the demo never started serving:\n" + "".join(lines))
 
 
-def test_demo_urls_lead_to_the_plugin_pages() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tools/demo.py")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+def test_demo_urls_lead_to_the_plugin_pages(tmp_path: Path) -> None:
+    errors = tmp_path / "demo.stderr"
+    with errors.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "tools/demo.py")],
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            text=True,
+        )
     try:
-        out = _read_until_serving(proc, time.monotonic() + 240)
+        try:
+            out = _read_until_serving(proc, time.monotonic() + 240)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nstderr: {errors.read_text()[-2000:]}") from None
         pages = re.findall(r"the plugin's page: (\S+)", out)
         logins = re.findall(r"(?:cPanel as demoshop|WHM as root): +(\S+)", out)
         assert len(pages) == 2 and len(logins) == 2, out
