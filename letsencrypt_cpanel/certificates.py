@@ -160,12 +160,17 @@ def names_to_cover(vhost: Vhost, entry: CertificateEntry | None = None) -> tuple
     Not the `mail.` name cPanel adds for each of the vhost's domains: mail clients' name, not the
     website's, which the Issue form does not tick either; cPanel's other service subdomains
     (`cpanel.`, `webmail.`, ...) are not in `vhost.names` at all. The certificate was meant to
-    carry one of them when `entry` has it."""
+    carry one of them when `entry` has it. Nor, for an addon domain, the subdomain cPanel made to
+    hold it (`addon.main.test` and its `www.`): nobody visits the site by that name."""
     own = set(vhost.names)
+    backing = (
+        {vhost.servername, f"www.{vhost.servername}"} if vhost.servername != vhost.domain else set()
+    )
     names = [
         n
         for n in vhost.names
-        if n == vhost.domain or not (n.startswith("mail.") and n.split(".", 1)[1] in own)
+        if n == vhost.domain
+        or not (n in backing or (n.startswith("mail.") and n.split(".", 1)[1] in own))
     ]
     return tuple(dict.fromkeys([*names, *(entry.names if entry is not None else ())]))
 

@@ -83,8 +83,9 @@ def test_issue_view_reinstall_remove_in_html(cpanel_page: RunningSandbox) -> Non
 
     home = client.html()
     assert 'id="message"' in home and f"{domain} is secured until" in home
-    assert re.search(rf'data-vhost="{re.escape(domain)}" data-status="secured"', home)
-    assert "Secured until" in home and "From this plugin" in home
+    # www. of the alias was not ticked: the row says so rather than "Secured".
+    assert re.search(rf'data-vhost="{re.escape(domain)}" data-status="partial"', home)
+    assert f"www.alias{tag}.test" in home and "From this plugin" in home
     assert 'id="message"' not in client.html()  # shown once
 
     view = client.html({"action": "view", "vhost": domain})
@@ -137,7 +138,8 @@ def test_json_api_answers_each_action(cpanel_page: RunningSandbox) -> None:
     assert issued.status == 200, issued.body[:800]
     assert issued.json()["success"] is True
     assert issued.json()["data"]["names"] == [domain]
-    assert client.rows()[domain]["status"] == "secured"
+    row = client.rows()[domain]
+    assert row["status"] == "partial" and row["uncovered"] == [f"www.{domain}"]
 
     viewed = client.get({"action": "view", "vhost": domain}, json_api=True).json()["data"]
     assert viewed["names"] == [domain] and viewed["key_type"] == "rsa:2048"

@@ -136,7 +136,8 @@ def test_a_failed_install_says_what_to_do(cpanel_page: RunningSandbox) -> None:
     client = PageClient.login(cpanel_page, user)
     cpanel_page.set_fault("SSL::install_ssl", "status0", times=1)
     try:
-        reply = client.post({"action": "issue", "vhost": domain, "name": [domain]})
+        names = [domain, f"www.{domain}"]
+        reply = client.post({"action": "issue", "vhost": domain, "name": names})
     finally:
         cpanel_page.clear_faults()
     assert reply.status == 303
