@@ -1,9 +1,13 @@
-"""Batched Apache restarts: one `restartsrv_httpd` after a cycle, not one per installed certificate.
+"""Batched Apache restarts: one `restartsrv_httpd` after a batch of workers, not one per installed
+certificate.
 
 cPanel restarts Apache after every `install_ssl`; on a server with hundreds of sites a cycle would
 restart it hundreds of times. While the flag file `/var/cpanel/mgmt_queue/apache_update_no_restart`
-exists, cPanel's install leaves Apache alone (prior-art §4.9), so root holds that flag around the
-cycle's installs and restarts Apache once at the end when something was installed.
+exists, cPanel's install leaves Apache alone (prior-art §4.9), so root holds that flag around a
+batch of installs and restarts Apache once at its end when something was installed. The flag is
+server-wide: it also keeps a user's own install on the cPanel page from being served, so it is
+held per batch of workers (never a whole cycle), and a batch ends with a restart also when any
+vhost's certificate changed under it, whoever installed it.
 
 Several holders may overlap (the daemon's cycle and an admin's `le-cp autossl run`): each holder
 is a token file in a root-only folder under /var/run, the flag exists while any holder does, and the
@@ -34,6 +38,11 @@ from .errors import Error
 log = logging.getLogger(__name__)
 
 FLAG_PATH = "/var/cpanel/mgmt_queue/apache_update_no_restart"
+# Each vhost's installed certificate, one folder per servername (cpanel-api.md §4 SSL storage).
+APACHE_TLS_DIR = "/var/cpanel/ssl/apache_tls"
+# File times come from the kernel's coarse clock, a little behind time.time(): look back this far
+# (a restart too many is harmless; a missed one leaves an old certificate served).
+CLOCK_SLACK = 0.05
 RESTART_SCRIPT = "/usr/local/cpanel/scripts/restartsrv_httpd"
 # Runtime state: a reboot ends every holder, so the folder lives under /var/run.
 HOLDERS_DIR = "/var/run/letsencrypt-cpanel-no-restart"
@@ -133,6 +142,31 @@ def _remove_flag_if_ours(flag: Path) -> None:
         flag.unlink(missing_ok=True)
 
 
+def vhost_certificates_changed_since(settings: Settings, since: float) -> str:
+    """Which vhost's certificate (a path; "" = none) was installed, replaced or removed at or
+    after `since`, by anyone: a user's own install on the cPanel page under our flag got no
+    restart either."""
+    base = settings.path(APACHE_TLS_DIR)
+    try:
+        if base.stat().st_mtime >= since:
+            return str(base)  # a vhost's folder added or removed
+        with os.scandir(base) as entries:
+            for entry in entries:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                combined = os.path.join(entry.path, "combined")
+                if entry.stat(follow_symlinks=False).st_mtime >= since:
+                    return entry.path
+                if os.stat(combined, follow_symlinks=False).st_mtime >= since:
+                    return combined
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        log.warning("%s could not be read (%s): Apache is restarted to be safe", base, exc)
+        return str(base)
+    return ""
+
+
 def restart_apache(settings: Settings) -> bool:
     """Run cPanel's `restartsrv_httpd` once; False (logged) when it failed."""
     script = settings.path(RESTART_SCRIPT)
@@ -156,13 +190,15 @@ def restart_apache(settings: Settings) -> bool:
 
 @contextlib.contextmanager
 def deferred_restarts(settings: Settings) -> Iterator[RestartBatch]:
-    """Hold cPanel's no-restart flag for the block; at the end, if the block reported an install
-    (`batch.installed()`) and no other holder remains, restart Apache once. The flag is removed
-    and the restart done also when the block raises."""
+    """Hold cPanel's no-restart flag for the block; at the end, restart Apache once if the block
+    reported an install (`batch.installed()`) or any vhost's certificate changed meanwhile (a
+    user's own install, which the flag kept from restarting Apache). The flag is removed when no
+    other holder remains, and the restart done, also when the block raises."""
     folder = settings.path(HOLDERS_DIR)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     flag = settings.path(FLAG_PATH)
     me = folder / f"{os.getpid()}-{secrets.token_hex(8)}"
+    since = time.time() - CLOCK_SLACK
     with _locked(folder):
         me.write_text("", encoding="ascii")
         _write_flag(flag, _TOKEN_PREFIX + me.name)
@@ -177,5 +213,8 @@ def deferred_restarts(settings: Settings) -> Iterator[RestartBatch]:
             # now (one more restart is harmless, a missed one leaves old certificates served).
             if not others:
                 _remove_flag_if_ours(flag)
-        if batch.needs_restart:
+        changed = "" if batch.needs_restart else vhost_certificates_changed_since(settings, since)
+        if changed:
+            log.info("Apache restarted for a certificate installed under the flag: %s", changed)
+        if batch.needs_restart or changed:
             batch.restarted = restart_apache(settings)

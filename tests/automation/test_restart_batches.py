@@ -1,15 +1,20 @@
 """The daemon's cycle holds cPanel's no-restart flag per batch of workers, not for the whole
 cycle: the flag is server-wide, so while it is held a user's own install on the cPanel page is
 not served either. Each batch that installed something ends with one Apache restart (many
-installs, one restart), and the flag is down before the next batch starts."""
+installs, one restart), and the flag is down before the next batch starts. A user's own install
+made under the flag gets the batch's restart even when the batch itself installed nothing."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from letsencrypt_cpanel.apache_restarts import FLAG_PATH
+from letsencrypt_cpanel.apache_restarts import FLAG_PATH, deferred_restarts
+from letsencrypt_cpanel.config import load_settings
 from tests.automation.conftest import Bed
+from tests.fixtures.plugin_pages import new_user
+from tests.fixtures.sandbox import RunningSandbox
+from tests.sandbox.pki import TestCA
 
 
 class FlagWatch:
@@ -70,3 +75,32 @@ def test_one_restart_per_batch_that_installed_and_no_flag_between_batches(
     assert ups == [0, 1], watch.changes
     assert watch.changes[-1][0] is False and len(downs) >= 2
     assert not bed.settings().path(FLAG_PATH).exists()
+
+
+def _restarts(sandbox: RunningSandbox) -> int:
+    log = sandbox.root / "var/cpanel/sandbox-commands.log"
+    return log.read_text().count('"cmd": "restartsrv_httpd"') if log.exists() else 0
+
+
+def test_a_users_own_install_under_the_flag_gets_a_restart(sandbox: RunningSandbox) -> None:
+    settings = load_settings({"LECP_ROOT": str(sandbox.root)})
+    user, domain = new_user(sandbox, "rbown")
+    leaf = TestCA("Users Own CA").leaf([domain])
+    before = _restarts(sandbox)
+    time.sleep(0.2)  # clear of the clock slack: nothing changed during the idle batch below
+    with deferred_restarts(settings) as idle:
+        pass
+    assert not idle.restarted and _restarts(sandbox) == before
+
+    with deferred_restarts(settings) as batch:
+        # The user installs on the cPanel page while a batch of workers holds the flag: cPanel
+        # leaves Apache alone, and the batch itself installs nothing.
+        reply = sandbox.uapi(
+            sandbox.login(user),
+            "SSL",
+            "install_ssl",
+            {"domain": domain, "cert": leaf.cert, "key": leaf.key, "cabundle": leaf.chain},
+        )
+        assert reply.json()["status"] == 1, reply.json()
+    assert not batch.needs_restart and batch.restarted
+    assert _restarts(sandbox) == before + 1
