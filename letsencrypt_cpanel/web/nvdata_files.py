@@ -16,6 +16,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..errors import RecordError
 from ..store import NVDATA_PARTS
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -36,7 +37,10 @@ class NvdataFolder:
 
     @contextlib.contextmanager
     def _folder(self, *, create: bool) -> Iterator[int | None]:
-        fd = os.open(self.home, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fd = os.open(self.home, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _not_a_folder(self.home, exc) from exc
         try:
             for part in NVDATA_PARTS:
                 try:
@@ -45,9 +49,15 @@ class NvdataFolder:
                     if not create:
                         yield None
                         return
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(part, 0o700, dir_fd=fd)
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    try:
+                        with contextlib.suppress(FileExistsError):
+                            os.mkdir(part, 0o700, dir_fd=fd)
+                        child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    except OSError as exc:
+                        raise _not_a_folder(self.path, exc) from exc
+                except OSError as exc:
+                    # A link (ELOOP) or a file (ENOTDIR) where a folder belongs.
+                    raise _not_a_folder(self.path, exc) from exc
                 os.close(fd)
                 fd = child
             yield fd
@@ -139,3 +149,11 @@ def _new_temp(folder: int, name: str) -> tuple[str, int]:
 
 def _is_own_file(st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == os.geteuid()
+
+
+def _not_a_folder(path: Path, exc: OSError) -> RecordError:
+    return RecordError(
+        f"{path} cannot be opened as a plain folder ({exc.strerror}): a link or a file may be in "
+        "its place, and the plugin never follows links there. Put the folder back, or ask your "
+        "hosting provider."
+    )
