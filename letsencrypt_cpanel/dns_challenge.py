@@ -22,7 +22,10 @@ from .cpanel.envelope import UapiCallFailed
 from .cpanel.models import NewRecord, ZoneLine, soa_serial
 from .cpanel.uapi import UserAPI
 from .dns_wait import TxtWatcher
-from .errors import ChallengeFailed, CpanelAPIError, CpanelTransportError
+from .dns_zones import find_zone
+from .errors import ChallengeFailed, CpanelAPIError
+
+__all__ = ["CpanelDnsSolver", "find_zone", "is_stale_serial", "txt_value"]
 
 ACME_LABEL = "_acme-challenge"
 # Short, so a value left behind by a crash stops being served soon; the CA reads it at once.
@@ -53,23 +56,6 @@ def _owner(line: ZoneLine, zone: str) -> str:
     if name in ("", "@"):
         return zone
     return f"{name}.{zone}"
-
-
-def find_zone(api: UserAPI, domain: str) -> tuple[str, list[ZoneLine]] | None:
-    """The user's zone that holds `domain` and its lines, or None when no zone on this server
-    does (the domain's DNS is elsewhere). Walks up the labels: a.b.example.com, b.example.com,
-    example.com (never a bare top-level domain). Raises CpanelTransportError when cPanel does
-    not answer at all."""
-    labels = domain.lower().rstrip(".").removeprefix("*.").split(".")
-    for start in range(len(labels) - 1):
-        zone = ".".join(labels[start:])
-        try:
-            return zone, api.parse_zone(zone)
-        except CpanelTransportError:
-            raise
-        except CpanelAPIError:
-            continue  # "You do not control a DNS zone named ...": try the parent
-    return None
 
 
 @dataclass

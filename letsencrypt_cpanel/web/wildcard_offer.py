@@ -2,7 +2,7 @@
 
 A wildcard can only be validated with dns-01 (RFC 8555 §7.1.3), and the plugin answers dns-01
 only in the user's own cPanel zones: so `*.name` is offered only where this account has the zone
-that holds `name`, found exactly as the dns-01 solver finds it (`dns_challenge.find_zone`,
+that holds `name`, found exactly as the dns-01 solver finds it (`dns_zones.find_zone`,
 walking up the labels with `DNS::parse_zone`). Never for a `www.` name: `*.www.example.com` is
 not what anyone means, and `*.example.com` already covers `www.example.com`.
 
@@ -58,8 +58,7 @@ def is_www(name: str) -> bool:
 
 def wildcard_offer(api: UserAPI, names: Sequence[str]) -> WildcardOffer:
     """The names of `names` whose wildcard can be validated here. Never raises."""
-    # Imported here: dns_challenge loads dnspython, which only this form (never Home) needs.
-    from ..dns_challenge import find_zone
+    from ..dns_zones import find_zone  # here: only this form asks for zones, never Home
 
     asked = _ZonesAskedOnce(api)
     offered: set[str] = set()
