@@ -7,10 +7,12 @@ by whom issued, until when). Every account gets a worker at the weekly full swee
 first cycle. The work itself, as the user, is `renewal_worker.renewal_job`; its summary comes
 back through `impersonate` and is read as untrusted input (`renewal_worker.parse_report`).
 
-Several users run at once (threads, each forking its own worker with a hard timeout); the state,
-mail and hook are handled in the calling thread only, one finished user at a time, so a `kill -9`
-at any moment loses at most the bookkeeping of users whose workers had not reported yet: their
-records are whole (written by the workers, atomically), and the next cycle sees them again.
+Users run in batches of `parallel_workers` (threads, each forking its own worker with a hard
+timeout), each batch under cPanel's Apache no-restart flag (apache_restarts.py); the state, mail
+and hook (renewal_root.Bookkeeper, shared with WHM's "renew now" and `le-cp ssl renew`) are
+handled in the calling thread only, one finished user at a time, so a `kill -9` at any moment
+loses at most the bookkeeping of users whose workers had not reported yet: their records are
+whole (written by the workers, atomically), and the next cycle sees them again.
 """
 
 from __future__ import annotations
