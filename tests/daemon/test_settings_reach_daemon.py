@@ -57,6 +57,13 @@ def test_le_cp_autossl_enable_is_picked_up_by_the_running_daemon(bed: Bed, tmp_p
         said = bed.lecp.ok("hostcert", "remove", "extra.sandbox.test")
         assert f"the daemon (pid {daemon.pid}) rereads" in said
         assert "stays on the current certificate until it is renewed" in said
+
+        # A shorter interval counts from the last cycle, not after the old 1000 hours.
+        cycles = log.read_text().count("renewal cycle done")
+        bed.lecp.ok("config", "set", "renewal_interval_hours", "0.001")
+        _wait_for(
+            lambda: log.read_text().count("renewal cycle done") > cycles, "a cycle on its own", 60
+        )
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
