@@ -61,7 +61,7 @@ from .cpanel_settings import save_settings, settings_form
 from .csrf import CsrfGuard
 from .error_advice import PageError, json_failure, message_for, status_for
 from .nvdata_files import NvdataFolder
-from .rendering import templates_dir
+from .rendering import preload, templates_dir
 from .responses import BadRequest, Request, Response, new_nonce
 
 PLUGIN_FEATURE = "letsencrypt-cpanel"
@@ -131,6 +131,8 @@ def create_app(
         wants_json = "application/json" in str(environ.get("HTTP_ACCEPT") or "").lower()
         try:
             request = Request.parse(environ)
+            if not wants_json and request.method == "GET" and not request.value("action"):
+                preload(folder, views.HOME_TEMPLATE)  # while cPanel answers Home's questions
             env = {k: v for k, v in environ.items() if isinstance(v, str)}
             home = home_finder(settings, env)
             nvdata = NvdataFolder(home)

@@ -51,6 +51,8 @@ REVOCATION_REASON_LABELS = {
 KIND_LABELS = {"main": "Main domain", "addon": "Addon domain", "sub": "Subdomain"}
 TRUE_WORDS = ("1", "on", "true", "yes")
 
+HOME_TEMPLATE = "cpanel/home.html"
+
 
 def _entry(ctx: PageContext, vhost: Vhost) -> CertificateEntry:
     entry = ctx.record()[0].certificates.get(vhost.domain)
@@ -130,7 +132,7 @@ def home(ctx: PageContext) -> Response:
             errors=[warning] if warning else [],
         )
     return ctx.render(
-        "cpanel/home.html",
+        HOME_TEMPLATE,
         rows=rows,
         kinds=KIND_LABELS,
         warning=warning,

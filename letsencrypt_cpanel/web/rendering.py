@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -75,8 +76,32 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
         return None
 
 
-@lru_cache(maxsize=4)
 def environment(folder: Path) -> jinja2.Environment:
+    with _building:  # one environment per folder, also while a preload runs
+        return _environment(folder)
+
+
+_building = threading.Lock()
+_preloads: dict[tuple[Path, str], threading.Thread] = {}
+
+
+def preload(folder: Path, template: str) -> None:
+    """Import Jinja2 and load `template` in a thread while the page waits for cPanel's answers:
+    the page is a new process each view, the import is 15-20 ms of CPU (bench/bench_page.py),
+    and cpsrvd works on the other core meanwhile. `render` waits for it; a failure here is
+    `render`'s to meet again."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            environment(folder).get_template(template)
+
+    thread = threading.Thread(target=load, name="preload", daemon=True)
+    _preloads[(folder, template)] = thread
+    thread.start()
+
+
+@lru_cache(maxsize=4)
+def _environment(folder: Path) -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(
@@ -94,4 +119,7 @@ def environment(folder: Path) -> jinja2.Environment:
 
 
 def render(folder: Path, template: str, context: Mapping[str, Any]) -> str:
+    loading = _preloads.pop((folder, template), None)
+    if loading is not None:
+        loading.join()
     return environment(folder).get_template(template).render(**context)
