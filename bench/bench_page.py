@@ -21,17 +21,15 @@ it moves far less than the wall.
 
 from __future__ import annotations
 
-import compileall
 import os
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from testbed import REPO, Bed, Figure, Series, save, testbed
+from testbed import REPO, Bed, Figure, Series, compile_package, install_like_python, save, testbed
 
 from cpanel_sandbox import populate
 
@@ -74,25 +72,6 @@ def timed_cpu(bed: Bed, client: object, path: str | None, cpu: list[float]) -> f
     return took
 
 
-def install_like_python(folder: Path) -> Path:
-    """A venv as install.sh makes one with LECP_INSTALL_SITE_PACKAGES (what tests/install use):
-    the dependencies (this venv's site-packages) and the code (the repository) on its path
-    through .pth files, as `letsencrypt-cpanel-deps.pth` and `letsencrypt-cpanel.pth` put them.
-    A .pth line only adds a folder: the .pth files inside it (the editable finder) are not run."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
-    python = folder / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    deps = sysconfig.get_path("purelib")
-    (Path(site) / "letsencrypt-cpanel-deps.pth").write_text(deps + "\n", encoding="utf-8")
-    (Path(site) / "letsencrypt-cpanel.pth").write_text(f"{REPO}\n", encoding="utf-8")
-    return python
-
-
 def installed_launcher(python: Path) -> str:
     """cgi/letsencrypt.live.cgi as install.sh's `launcher` writes it: the venv's Python in the
     first line, the rest as it is."""
@@ -117,7 +96,7 @@ def main() -> int:
         populate.populate(root, 1, VHOSTS, with_certs=True, prefix="page")
 
     # As install.sh does; quiet, and a failure (a file being edited) only costs that file's time.
-    compileall.compile_dir(str(REPO / "letsencrypt_cpanel"), quiet=2)
+    compile_package()
     with testbed(prepare) as bed:
         python = install_like_python(bed.scratch / "venv")
         # The tests' launcher: the development venv, the repository put on sys.path.

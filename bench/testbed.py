@@ -7,12 +7,14 @@ PEBBLE_WFE_NONCEREJECT=0 (tests/fixtures/pebble.py sets both; pebble.md §7.1).
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +36,48 @@ CERTBOT_VENV = REPO / "bench" / ".venv-certbot"
 CERTBOT = CERTBOT_VENV / "bin" / "certbot"
 LE_CP = [sys.executable, "-m", "letsencrypt_cpanel.cli"]
 DAEMON = [sys.executable, str(REPO / "daemon" / "letsencrypt-cpaneld")]
+# /usr/local/bin/le-cp as install.sh writes it (its first line becomes the venv's Python).
+INSTALLED_LE_CP = """import sys
+
+from letsencrypt_cpanel.cli import main
+
+sys.exit(main())
+"""
+
+
+def compile_package() -> None:
+    """Byte-compile the package, as install.sh does: code run as a user (the CGIs) cannot write
+    __pycache__, and a checkout's missing .pyc would be compiled again on every run. Quiet; a
+    failure (a file being edited) only costs that file's time."""
+    compileall.compile_dir(str(REPO / "letsencrypt_cpanel"), quiet=2)
+
+
+def install_like_python(folder: Path) -> Path:
+    """A venv as install.sh makes one with LECP_INSTALL_SITE_PACKAGES (what tests/install use):
+    the dependencies (this venv's site-packages) and the code (the repository) on its path
+    through .pth files, as `letsencrypt-cpanel-deps.pth` and `letsencrypt-cpanel.pth` put them.
+    A .pth line only adds a folder: the .pth files inside it (the editable finder) are not run."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    deps = sysconfig.get_path("purelib")
+    (Path(site) / "letsencrypt-cpanel-deps.pth").write_text(deps + "\n", encoding="utf-8")
+    (Path(site) / "letsencrypt-cpanel.pth").write_text(f"{REPO}\n", encoding="utf-8")
+    return python
+
+
+def installed_le_cp(folder: Path) -> list[str]:
+    """`le-cp` as an install runs it: install.sh's wrapper on an install-like venv in `folder`."""
+    python = install_like_python(folder / "venv")
+    script = folder / "le-cp"
+    script.write_text(f"#!{python}\n{INSTALLED_LE_CP}", encoding="utf-8")
+    script.chmod(0o755)
+    return [str(script)]
 
 
 @dataclass

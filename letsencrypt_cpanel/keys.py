@@ -6,7 +6,9 @@ Key types are named as in `config.KEY_TYPES`: "rsa:2048" (the default), "rsa:409
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -55,6 +57,18 @@ def prefetch_private_key(key_type: str) -> None:
 
     _ahead[key_type] = future
     threading.Thread(target=make, name=f"key {key_type}", daemon=True).start()
+
+
+def _settle_prefetched() -> None:
+    # Before any fork: a key still being made would never be finished in the child (threads do
+    # not cross a fork), and the child that takes it would wait forever. So a fork waits for it;
+    # `le-cp ssl issue` starts the key in root while root asks WHM, and the worker takes it.
+    for future in list(_ahead.values()):
+        with contextlib.suppress(BaseException):
+            future.result()
+
+
+os.register_at_fork(before=_settle_prefetched)
 
 
 def generate_private_key(key_type: str = "rsa:2048") -> str:

@@ -62,6 +62,11 @@ def cmd_ssl_issue(settings: Settings, args: argparse.Namespace) -> int:
     def job(ctx: Any, binder: Any) -> JSONValue:
         return _issuer(ctx, binder).issue(names, key_type, **options).summary()  # type: ignore[no-any-return]
 
+    from ..keys import prefetch_private_key
+
+    # The key is made on the other core while root asks WHM for the user's session; the worker
+    # (a fork of this process) takes it. Root writes it nowhere: only the worker saves it.
+    prefetch_private_key(key_type or settings.default_key_type)
     result = _run(settings, args.user, job)
     if not isinstance(result, dict):
         raise Error("the worker sent back an unexpected summary")
