@@ -54,11 +54,11 @@ from ..cpanel.uapi import UserAPI
 from ..errors import Error
 from ..system_users import lookup_user
 from . import cpanel_views as views
-from . import csrf
 from .cpanel_context import IssuerFactory, PageContext, default_issuer
 from .cpanel_issue_form import issue_form
 from .cpanel_settings import save_settings, settings_form
 from .csrf import CsrfGuard
+from .dispatch import dispatch
 from .error_advice import PageError, json_failure, message_for, status_for
 from .nvdata_files import NvdataFolder
 from .rendering import preload, templates_dir
@@ -171,23 +171,16 @@ def _dispatch(ctx: PageContext) -> Response:
     action = request.value("action") or _API_FUNCTIONS.get(request.value("api_function"), "")
     if not _has_features(ctx):
         return views.refused(ctx)
-    if request.method == "POST":
-        post_view = _POST_VIEWS.get(action)
-        if post_view is None:
-            raise PageError(400, f"There is no action {action!r} to run; go back to the list.")
-        if not ctx.csrf.valid(request.value(csrf.FIELD) or request.env(csrf.HEADER)):
-            raise PageError(
-                403,
-                "This form has expired or did not come from your cPanel session. Go back to the "
-                "list, reload it, and try again.",
-            )
-        return post_view(ctx)
-    if request.method not in ("GET", "HEAD"):
-        raise PageError(405, "Only GET and POST are answered here.")
-    get_view = _GET_VIEWS.get(action)
-    if get_view is None:
-        raise PageError(404, f"There is no page {action!r}; go back to the list.")
-    return get_view(ctx)
+    return dispatch(
+        ctx,
+        request,
+        action,
+        get_views=_GET_VIEWS,
+        post_views=_POST_VIEWS,
+        token_valid=ctx.csrf.valid,
+        session="cPanel",
+        back="Go back to the list.",
+    )
 
 
 def _close(api: UserAPI) -> None:

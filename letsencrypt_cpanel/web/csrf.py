@@ -16,8 +16,6 @@ import secrets
 from .nvdata_files import NvdataFolder
 
 HMAC_KEY_FILE = "letsencrypt-cpanel.csrf-secret"
-FIELD = "csrf_token"
-HEADER = "HTTP_X_CSRF_TOKEN"
 _CONTEXT = b"letsencrypt-cpanel csrf v1\0"
 
 

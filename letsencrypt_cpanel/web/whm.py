@@ -19,6 +19,7 @@ from typing import Any
 from ..config import Settings, load_secrets, load_settings, root_from_env
 from ..errors import Error
 from . import whm_views as views
+from .dispatch import dispatch
 from .error_advice import PageError, message_for, status_for
 from .rendering import render, templates_dir
 from .responses import BadRequest, Request, Response, json_response, new_nonce
@@ -27,8 +28,6 @@ from .whm_access import Forbidden, WhmCsrf, resolve_access
 WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 WhmFactory = Callable[[Settings], Any]
 
-CSRF_FIELD = "csrf_token"
-CSRF_HEADER = "HTTP_X_CSRF_TOKEN"
 _GET_VIEWS = {
     "": views.home,
     "home": views.home,
@@ -96,24 +95,16 @@ def create_app(
 
 
 def _dispatch(ctx: views.WhmContext, action: str) -> Response:
-    request = ctx.request
-    if request.method == "POST":
-        post_view = _POST_VIEWS.get(action)
-        if post_view is None:
-            raise PageError(400, f"There is no action {action!r}.")
-        if not ctx.csrf.valid(request.value(CSRF_FIELD) or request.env(CSRF_HEADER)):
-            raise PageError(
-                403,
-                "This form has expired or did not come from your WHM session. Reload the page "
-                "and try again.",
-            )
-        return post_view(ctx)
-    if request.method not in ("GET", "HEAD"):
-        raise PageError(405, "Only GET and POST are answered here.")
-    get_view = _GET_VIEWS.get(action)
-    if get_view is None:
-        raise PageError(404, f"There is no page {action!r}.")
-    return get_view(ctx)
+    return dispatch(
+        ctx,
+        ctx.request,
+        action,
+        get_views=_GET_VIEWS,
+        post_views=_POST_VIEWS,
+        token_valid=ctx.csrf.valid,
+        session="WHM",
+        back="Go back to the page.",
+    )
 
 
 def _failure(folder: Path, nonce: str, wants_json: bool, status: int, text: str) -> Response:
