@@ -28,9 +28,10 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from .config import Settings
 from .errors import Error
@@ -218,3 +219,33 @@ def deferred_restarts(settings: Settings) -> Iterator[RestartBatch]:
             log.info("Apache restarted for a certificate installed under the flag: %s", changed)
         if batch.needs_restart or changed:
             batch.restarted = restart_apache(settings)
+
+
+T = TypeVar("T")
+
+
+def in_turns(
+    settings: Settings, groups: Iterable[T], batches: list[RestartBatch]
+) -> Iterator[tuple[T, RestartBatch]]:
+    """Each group with the no-restart flag held for it. Groups share one hold (one Apache restart
+    at its end) until it has lasted `apache_restart_batch_seconds`: a big server's cycle restarts
+    Apache a few times, not once per group, and a user's own install meanwhile is served within
+    about that long, not at the end of the cycle. Every hold's batch is appended to `batches`."""
+    hold: contextlib.ExitStack | None = None
+    opened = 0.0
+    try:
+        for group in groups:
+            if hold is None:
+                hold = contextlib.ExitStack()
+                batches.append(hold.enter_context(deferred_restarts(settings)))
+                opened = time.monotonic()
+            yield group, batches[-1]
+            if (
+                hold is not None
+                and time.monotonic() - opened >= settings.apache_restart_batch_seconds
+            ):
+                closing, hold = hold, None
+                closing.close()
+    finally:
+        if hold is not None:
+            hold.close()

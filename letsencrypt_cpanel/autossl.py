@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from .apache_restarts import RestartBatch, deferred_restarts, exclusive
+from .apache_restarts import RestartBatch, exclusive, in_turns
 from .autossl_plan import (
     INSTALL_FAILED,
     RATE_LIMITED,
@@ -316,10 +316,20 @@ def _run(
             for g in granted
         }
         if batch is None:
-            with deferred_restarts(settings) as own:
-                reports = _in_parallel(settings, jobs, parse_issue, result.worker_failures)
-                _settle_all(budgets, granted, reports, ip, now, result, own)
-            result.restarted = own.restarted
+            # In batches of parallel_workers users under the no-restart flag, let go (one Apache
+            # restart) every apache_restart_batch_seconds: a first run over a big server is
+            # long, and users' own installs meanwhile must not wait for its end.
+            holds: list[RestartBatch] = []
+            size = settings.parallel_workers
+            order = list(jobs)
+            groups = [order[i : i + size] for i in range(0, len(order), size)]
+            for group, own in in_turns(settings, groups, holds):
+                reports = _in_parallel(
+                    settings, {u: jobs[u] for u in group}, parse_issue, result.worker_failures
+                )
+                mine = [g for g in granted if g.user in group]
+                _settle_all(budgets, mine, reports, ip, now, result, own)
+            result.restarted = any(h.restarted for h in holds)
         else:
             reports = _in_parallel(settings, jobs, parse_issue, result.worker_failures)
             _settle_all(budgets, granted, reports, ip, now, result, batch)
@@ -337,11 +347,13 @@ def _settle_all(
     result: AutoSSLResult,
     batch: RestartBatch,
 ) -> None:
+    settled: list[VhostResult] = []
     for grants in granted:
         report = reports.get(grants.user)
         result.accounts_created += int(bool(report and report.account_created))
-        result.vhosts += _settle(budgets, grants, report, ip, now)
-    if result.with_status(SECURED):
+        settled += _settle(budgets, grants, report, ip, now)
+    result.vhosts += settled
+    if any(v.status == SECURED for v in settled):
         batch.installed()
 
 

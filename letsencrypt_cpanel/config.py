@@ -84,6 +84,9 @@ class Settings:
     full_sweep_days: float = 7.0
     # Users renewed at the same time, each in a worker of its own.
     parallel_workers: int = 4
+    # Installs wait at most about this long (seconds) under cPanel's no-restart flag for one
+    # Apache restart together; 0 = a restart after every batch of parallel_workers users.
+    apache_restart_batch_seconds: float = 60.0
     # Also renew when fewer than this many days are left (FleetSSL's renewal_countdown_days);
     # 0 = the lifetime fraction alone decides.
     renewal_days: int = 0
@@ -235,6 +238,8 @@ def validate(name: str, value: Any) -> Any:
     )
     if name in positive and not coerced > 0:
         raise ConfigError(f"{name} must be a positive number")
+    if name == "apache_restart_batch_seconds" and not 0 <= coerced <= 3600:
+        raise ConfigError("apache_restart_batch_seconds must be between 0 and 3600")
     if name == "parallel_workers" and not 1 <= coerced <= 64:
         raise ConfigError("parallel_workers must be between 1 and 64")
     if name == "renewal_days" and not 0 <= coerced <= 365:

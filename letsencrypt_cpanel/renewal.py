@@ -8,7 +8,8 @@ first cycle. The work itself, as the user, is `renewal_worker.renewal_job`; its 
 back through `impersonate` and is read as untrusted input (`renewal_worker.parse_report`).
 
 Users run in batches of `parallel_workers` (threads, each forking its own worker with a hard
-timeout), each batch under cPanel's Apache no-restart flag (apache_restarts.py); the state, mail
+timeout), under cPanel's Apache no-restart flag held for about `apache_restart_batch_seconds`
+at a time (apache_restarts.in_turns); the state, mail
 and hook (renewal_root.Bookkeeper, shared with WHM's "renew now" and `le-cp ssl renew`) are
 handled in the calling thread only, one finished user at a time, so a `kill -9` at any moment
 loses at most the bookkeeping of users whose workers had not reported yet: their records are
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from .apache_restarts import deferred_restarts
+from .apache_restarts import RestartBatch, in_turns
 from .certificates import renewal_due
 from .config import Settings
 from .cpanel.models import Account, SslVhost
@@ -147,10 +148,10 @@ def run_once(
     """One renewal cycle at time `now`. Raises Error only when WHM cannot even list the accounts
     (nothing was done); a user's failure is recorded and the cycle goes on.
 
-    Users run in batches of `parallel_workers`, each batch under cPanel's no-restart flag and
-    followed by one Apache restart when it installed something: the flag is server-wide, so it
-    is never held longer than one batch (a user issuing on the cPanel page meanwhile is served
-    after that batch's restart, not at the end of the cycle).
+    Users run in batches of `parallel_workers` under cPanel's no-restart flag, which is let go
+    (one Apache restart when something was installed) once it has been held
+    `apache_restart_batch_seconds`: the flag is server-wide, so a user issuing on the cPanel page
+    meanwhile is served after that restart, not at the end of the cycle.
     `mailer`: None = built from the settings and secrets when the first mail goes out.
     `should_stop` is asked between batches: once it says True no new worker starts, the running
     ones are waited for and recorded, and the cycle ends (`stopped_early`)."""
@@ -174,13 +175,19 @@ def run_once(
         len(result.suspended),
     )
     size = settings.parallel_workers
+    groups = [(start, work[start : start + size]) for start in range(0, len(work), size)]
+    holds: list[RestartBatch] = []
     with ThreadPoolExecutor(max_workers=size) as pool:
-        for start in range(0, len(work), size):
+        for (start, group), restarts in in_turns(settings, groups, holds):
             if should_stop():
                 log.info("stopping: %d user(s) left for the next cycle", len(work) - start)
                 result.stopped_early = True
                 break
-            _run_batch(pool, keeper, result, work[start : start + size], now, should_stop)
+            _run_batch(pool, keeper, result, group, now, should_stop, restarts)
+    for hold in holds:
+        if hold.restarted:
+            result.apache_restarts += 1
+            log.info("Apache restarted once for the certificates installed under one hold")
     keeper.keep_cpanel_autossl_off(root.whm, result.users_run)
     with db.transaction():
         if not result.stopped_early and result.full_sweep:
@@ -203,36 +210,34 @@ def _run_batch(
     batch: list[UserWork],
     now: float,
     should_stop: Callable[[], bool],
+    restarts: RestartBatch,
 ) -> None:
-    """One batch of workers in parallel under one no-restart flag; each report recorded (state,
-    mail) in this thread as it arrives; then one Apache restart if any of them installed."""
+    """One batch of workers in parallel under the no-restart flag (`restarts`, which Apache
+    restarts at the end of its hold if any of them installed); each report recorded (state,
+    mail) in this thread as it arrives."""
     settings = keeper.settings
-    with deferred_restarts(settings) as restarts:
-        pending: dict[Future[UserReport], UserWork] = {}
-        for item in batch:
-            log.info("renewing for %s (%s)", item.user, "; ".join(item.reasons))
-            pending[pool.submit(run_worker, settings, item.user, now, skip=item.skip)] = item
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                item = pending.pop(future)
-                result.users_run.append(item.user)
-                try:
-                    report = future.result()
-                    keeper.reported(item.user, item.skip, report)
-                except Error as exc:
-                    if should_stop():
-                        # Stopping: the init system may have signalled the workers too. Not
-                        # the user's failure, so no backoff; the next cycle sees them again.
-                        log.info("the worker for %s ended while stopping: %s", item.user, exc)
-                        continue
-                    keeper.worker_failed(item.user, str(exc))
+    pending: dict[Future[UserReport], UserWork] = {}
+    for item in batch:
+        log.info("renewing for %s (%s)", item.user, "; ".join(item.reasons))
+        pending[pool.submit(run_worker, settings, item.user, now, skip=item.skip)] = item
+    while pending:
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            item = pending.pop(future)
+            result.users_run.append(item.user)
+            try:
+                report = future.result()
+                keeper.reported(item.user, item.skip, report)
+            except Error as exc:
+                if should_stop():
+                    # Stopping: the init system may have signalled the workers too. Not
+                    # the user's failure, so no backoff; the next cycle sees them again.
+                    log.info("the worker for %s ended while stopping: %s", item.user, exc)
                     continue
-                if installed_something(report):
-                    restarts.installed()
-    if restarts.restarted:
-        result.apache_restarts += 1
-        log.info("Apache restarted once for the certificates this batch installed")
+                keeper.worker_failed(item.user, str(exc))
+                continue
+            if installed_something(report):
+                restarts.installed()
 
 
 def describe(result: CycleResult) -> str:

@@ -1,8 +1,9 @@
-"""The daemon's cycle holds cPanel's no-restart flag per batch of workers, not for the whole
-cycle: the flag is server-wide, so while it is held a user's own install on the cPanel page is
-not served either. Each batch that installed something ends with one Apache restart (many
-installs, one restart), and the flag is down before the next batch starts. A user's own install
-made under the flag gets the batch's restart even when the batch itself installed nothing."""
+"""The daemon's cycle holds cPanel's no-restart flag for about `apache_restart_batch_seconds` at
+a time, never for the whole cycle: the flag is server-wide, so while it is held a user's own
+install on the cPanel page is not served either. Batches of workers share a hold; each hold that
+saw an install ends with one Apache restart (many installs, one restart), and the flag is down
+before the next hold. A user's own install made under the flag gets the hold's restart even when
+the batch itself installed nothing."""
 
 from __future__ import annotations
 
@@ -46,10 +47,8 @@ class FlagWatch:
         self._thread.join()
 
 
-def test_one_restart_per_batch_that_installed_and_no_flag_between_batches(
-    short_bed: Bed,
-) -> None:
-    bed, sb = short_bed, short_bed.sandbox
+def _three_users_four_certificates_due(bed: Bed) -> None:
+    sb = bed.sandbox
     bed.set("hostcert_enabled", "false")
     sb.add_user("rba", "rba.test", addons=["rba-shop.test"])
     sb.add_user("rbb", "rbb.test")
@@ -61,6 +60,26 @@ def test_one_restart_per_batch_that_installed_and_no_flag_between_batches(
     bed.set("renewal_days", "30")  # every 20-day certificate is due
     bed.set("parallel_workers", "2")  # batches: [rba, rbb], then [rbc]
     assert bed.commands("restartsrv_httpd") == 0
+
+
+def test_installs_within_the_hold_time_share_one_restart(short_bed: Bed) -> None:
+    bed = short_bed
+    _three_users_four_certificates_due(bed)
+    with FlagWatch(bed) as watch:
+        out = bed.once()
+    assert "4 renewed" in out, out
+    # Both batches fit in one hold (apache_restart_batch_seconds, 60 s by default): one restart.
+    assert bed.commands("restartsrv_httpd") == 1, out
+    assert [up for up, _ in watch.changes if up] == [True], watch.changes
+    assert not bed.settings().path(FLAG_PATH).exists()
+
+
+def test_one_restart_per_batch_that_installed_and_no_flag_between_batches(
+    short_bed: Bed,
+) -> None:
+    bed = short_bed
+    _three_users_four_certificates_due(bed)
+    bed.set("apache_restart_batch_seconds", "0")  # each batch its own hold
 
     with FlagWatch(bed) as watch:
         out = bed.once()
