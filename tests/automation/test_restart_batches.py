@@ -123,3 +123,19 @@ def test_a_users_own_install_under_the_flag_gets_a_restart(sandbox: RunningSandb
         assert reply.json()["status"] == 1, reply.json()
     assert not batch.needs_restart and batch.restarted
     assert _restarts(sandbox) == before + 1
+
+
+def test_autossl_lets_the_flag_go_between_holds(short_bed: Bed) -> None:
+    bed = short_bed
+    bed.set("hostcert_enabled", "false")
+    bed.set("autossl_enabled", "true")
+    for n in (1, 2):
+        bed.sandbox.add_user(f"rbas{n}", f"rbas{n}.test")
+    bed.set("parallel_workers", "1")
+    bed.set("apache_restart_batch_seconds", "0")  # each worker's installs their own hold
+    with FlagWatch(bed) as watch:
+        out = bed.lecp.ok("autossl", "run", "--user", "rbas1", "--user", "rbas2")
+    assert out.count(": secured") >= 2, out
+    assert bed.commands("restartsrv_httpd") == 2, out
+    assert [up for up, _ in watch.changes if up] == [True, True], watch.changes
+    assert not bed.settings().path(FLAG_PATH).exists()
