@@ -129,7 +129,10 @@ class NvdataFolder:
         """Try to hold flock on lock file `name` without waiting; yields whether it was taken."""
         with self._folder(create=True) as folder:
             assert folder is not None
-            fd = os.open(name, os.O_RDWR | os.O_CREAT | _FILE_FLAGS, 0o600, dir_fd=folder)
+            try:
+                fd = os.open(name, os.O_RDWR | os.O_CREAT | _FILE_FLAGS, 0o600, dir_fd=folder)
+            except OSError as exc:  # a link (ELOOP) or someone else's file (EACCES) in its place
+                raise _not_a_folder(self.path / name, exc, what="a plain file") from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -151,9 +154,9 @@ def _is_own_file(st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == os.geteuid()
 
 
-def _not_a_folder(path: Path, exc: OSError) -> RecordError:
+def _not_a_folder(path: Path, exc: OSError, what: str = "a plain folder") -> RecordError:
     return RecordError(
-        f"{path} cannot be opened as a plain folder ({exc.strerror}): a link or a file may be in "
-        "its place, and the plugin never follows links there. Put the folder back, or ask your "
-        "hosting provider."
+        f"{path} cannot be opened as {what} ({exc.strerror}): a link or something else may be "
+        "in its place, and the plugin never follows links there. Remove it (the plugin makes "
+        "it again), or ask your hosting provider."
     )

@@ -202,7 +202,9 @@ def test_link_races_in_the_home_get_nothing_of_roots(
         if s[1] >= 500
         and not (s[0] == "issue" and s[1] == 502 and b"could not be validated" in s[2])
     ]
-    assert server_errors == [], server_errors
+    error_log = sandbox.root / "usr/local/cpanel/logs/error_log"
+    logged = error_log.read_text(errors="replace")[-6000:] if error_log.exists() else ""
+    assert server_errors == [], (server_errors, logged)
 
 
 def test_a_docroot_linked_out_of_the_home_gets_no_challenge_folder_there(
