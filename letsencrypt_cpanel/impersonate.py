@@ -12,7 +12,8 @@ can be wiped (e.g. a bytearray holding a token, a root-only connection) in `befo
 runs in the child before the drop. The child's environment is cut to `KEPT_ENVIRONMENT`.
 
 Fork safety: call this from the thread that owns the work, with no other thread holding a lock
-the job needs (the child gets only the calling thread).
+the job needs (the child gets only the calling thread). OpenSSL's locks are the ones that bit:
+the fork waits for root's TLS calls in other threads to end (fork_gate.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
 from .errors import Error, WorkerError, WorkerTimeout
+from .fork_gate import forking
 from .system_users import SystemUser
 
 JSONValue: TypeAlias = bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
@@ -91,7 +93,8 @@ def run_as_user(
         raise WorkerError(f"The job for {user.name} needs a positive timeout.")
     read_fd, write_fd = os.pipe()
     try:
-        pid = os.fork()
+        with forking():  # never beside another thread's TLS call (fork_gate.py)
+            pid = os.fork()
     except OSError as exc:
         os.close(read_fd)
         os.close(write_fd)

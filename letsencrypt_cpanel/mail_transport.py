@@ -17,6 +17,7 @@ from typing import Protocol
 
 from .config import Secrets, Settings
 from .errors import Error
+from .fork_gate import openssl_in_use
 
 SEND_TIMEOUT = 60.0
 
@@ -67,9 +68,10 @@ class SmtpTransport:
     def _tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca_bundle or None)
 
-    def send(self, message: EmailMessage) -> None:
-        where = f"{self.host}:{self.port}"
-        try:
+    def _connect(self) -> smtplib.SMTP:
+        """Connected, greeted, and in TLS when asked. This is where OpenSSL works (context,
+        handshake), so it is one of root's TLS calls (fork_gate.py); the rest is not."""
+        with openssl_in_use():
             smtp: smtplib.SMTP
             if self.port == 465:
                 smtp = smtplib.SMTP_SSL(
@@ -77,11 +79,20 @@ class SmtpTransport:
                 )
             else:
                 smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            with smtp:
+            try:
                 smtp.ehlo()
                 if self.starttls and self.port != 465:
                     smtp.starttls(context=self._tls())
                     smtp.ehlo()
+            except BaseException:
+                smtp.close()
+                raise
+            return smtp
+
+    def send(self, message: EmailMessage) -> None:
+        where = f"{self.host}:{self.port}"
+        try:
+            with self._connect() as smtp:
                 if self.user:
                     smtp.login(self.user, self.password)
                 smtp.send_message(message)

@@ -20,6 +20,7 @@ from requests.adapters import HTTPAdapter
 
 from ..config import Secrets, Settings
 from ..errors import CpanelTransportError
+from ..fork_gate import openssl_in_use
 from .envelope import Args, check_whm_envelope, decode_json, decode_json_stream, expand_args
 from .quirks import MAX_RESPONSE_BYTES
 from .tls import PinnedTLS, is_verification_failure
@@ -185,6 +186,11 @@ class PinnedHttpsClient:
         return CpanelTransportError(module, func, [reason], transport=self.transport_name)
 
     def _request_once(self, call: _Call, read: Callable[[requests.Response, float], _T]) -> _T:
+        # The whole exchange, body included, is one of root's TLS calls (fork_gate.py).
+        with openssl_in_use():
+            return self._exchange(call, read)
+
+    def _exchange(self, call: _Call, read: Callable[[requests.Response, float], _T]) -> _T:
         module, func = call.module, call.func
         deadline = time.monotonic() + self.timeout
         try:

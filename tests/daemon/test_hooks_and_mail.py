@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from letsencrypt_cpanel import fork_gate
 from letsencrypt_cpanel.hooks import HookFailed, HookRefused, check_hook, run_hook
 from letsencrypt_cpanel.mail_transport import MailError, SendmailTransport, SmtpTransport
 from letsencrypt_cpanel.notify import FAILED, RENEWED, MailItem, compose
 from tests.conftest import free_port
 from tests.daemon.conftest import Mailbox
+from tests.fixtures.fork_gate_holder import held_elsewhere
 from tests.fixtures.pebble import _write_listener_certs
 
 SUMMARY: dict[str, Any] = {"event": "renewed", "renewed": [{"user": "u", "vhost": "u.test"}]}
@@ -162,3 +165,15 @@ def test_smtp_starttls_and_auth(tls_smtp: tuple[Controller, Mailbox, str]) -> No
     with pytest.raises(MailError, match="could not be reached"):
         untrusted.send(_message())  # the server's certificate is not in the system's store
     assert "s3cret-pass" not in repr(smtp)
+
+
+def test_smtp_tls_waits_for_a_worker_being_forked(
+    tls_smtp: tuple[Controller, Mailbox, str],
+) -> None:
+    # The daemon mails from one thread while others fork workers (fork_gate.py).
+    controller, mailbox, ca = tls_smtp
+    smtp = SmtpTransport("127.0.0.1", controller.port, ca_bundle=ca)
+    with held_elsewhere(fork_gate.forking, 0.4) as released:
+        smtp.send(_message())
+        assert time.time() >= released() > 0
+    assert len(mailbox.messages) == 1

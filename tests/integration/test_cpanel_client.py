@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from letsencrypt_cpanel import fork_gate
 from letsencrypt_cpanel.config import Secrets, Settings
 from letsencrypt_cpanel.cpanel import (
     CommandLineTransport,
@@ -35,6 +37,7 @@ from letsencrypt_cpanel.cpanel import (
 )
 from letsencrypt_cpanel.cpanel.tls import read_pinned_file
 from letsencrypt_cpanel.errors import CpanelAPIError, CpanelTransportError
+from tests.fixtures.fork_gate_holder import held_elsewhere
 
 REPO = Path(__file__).resolve().parents[2]
 USER = "clientapi"
@@ -110,6 +113,13 @@ def user_api(account: str, whm: WhmAPI, tls: PinnedTLS, settings: Settings) -> I
 
 
 # ---- WHM API 1 ------------------------------------------------------------------------------
+
+
+def test_whm_calls_wait_for_a_worker_being_forked(whm: WhmAPI, account: str) -> None:
+    # Root's threads call WHM while others fork workers (fork_gate.py).
+    with held_elsewhere(fork_gate.forking, 0.4) as released:
+        assert account in {a.user for a in whm.listaccts()}
+        assert time.time() >= released() > 0
 
 
 def test_whm_accounts(whm: WhmAPI, account: str) -> None:

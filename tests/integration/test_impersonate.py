@@ -23,6 +23,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
+from letsencrypt_cpanel import fork_gate
 from letsencrypt_cpanel.config import Settings
 from letsencrypt_cpanel.errors import RecordError, WorkerError, WorkerTimeout
 from letsencrypt_cpanel.impersonate import (
@@ -41,6 +42,7 @@ from letsencrypt_cpanel.system_users import (
     lookup_user,
     supplementary_gids,
 )
+from tests.fixtures.fork_gate_holder import held_elsewhere
 
 UID, GID, OTHER_GID = 29001, 29001, 29002
 
@@ -148,6 +150,25 @@ def test_before_drop_wipes_secrets_in_the_child_only(user: SystemUser) -> None:
 
     assert run(user, lambda: token.decode(), before_drop=wipe) == "\0" * len(token)
     assert token == bytearray(b"whm-token-value")
+
+
+@needs_root
+@pytest.mark.root
+def test_the_fork_waits_for_another_threads_tls_call(user: SystemUser) -> None:
+    # A fork beside a TLS call copies OpenSSL's locks held and the worker hangs (fork_gate.py).
+    with held_elsewhere(fork_gate.openssl_in_use, 0.4) as released:
+        started = run(user, time.time)
+    assert isinstance(started, float) and started >= released() > 0
+
+
+@needs_root
+@pytest.mark.root
+def test_a_job_makes_tls_calls_though_it_was_forked_inside_the_gate(user: SystemUser) -> None:
+    def job() -> JSONValue:
+        with fork_gate.openssl_in_use():
+            return "not waiting for a fork that ended in root"
+
+    assert run(user, job, timeout=10) == "not waiting for a fork that ended in root"
 
 
 @needs_root
