@@ -59,6 +59,8 @@ CREATE TABLE IF NOT EXISTS issued_sets (
     directory TEXT NOT NULL, names TEXT NOT NULL, at INTEGER NOT NULL,
     PRIMARY KEY (directory, names));
 CREATE TABLE IF NOT EXISTS reservations (id INTEGER PRIMARY KEY AUTOINCREMENT);
+CREATE TABLE IF NOT EXISTS user_reservations (
+    id INTEGER PRIMARY KEY, user TEXT NOT NULL, names TEXT NOT NULL, renewal INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS deferred (
     user TEXT NOT NULL, vhost TEXT NOT NULL, names TEXT NOT NULL, reason TEXT NOT NULL,
     since INTEGER NOT NULL, until INTEGER NOT NULL, updated INTEGER NOT NULL,
@@ -314,11 +316,41 @@ class Budgets:
                 self._insert(s, now, reservation)
         return reservation
 
+    def reserve_for_user(
+        self, user: str, names: Sequence[str], *, new_account: bool, ip: str, now: float
+    ) -> int | Denied:
+        """What one order of `user` (account: the user's name) for `names` may spend, reserved
+        and remembered as that user's: a user's own order, reserved through root's socket and
+        settled by the same user alone (issue_budget.py)."""
+        renewal = self.is_renewal(names)
+        spends = [account_spend(ip)] if new_account else []
+        spends += order_spends(user, names, renewal=renewal)
+        reservation = self.try_reserve(spends, now)
+        if isinstance(reservation, int):
+            with self._transaction():
+                self.conn.execute(
+                    "INSERT INTO user_reservations VALUES (?,?,?,?)",
+                    (reservation, user, name_set(names), int(renewal)),
+                )
+        return reservation
+
+    def open_user_reservations(self, user: str) -> list[int]:
+        rows = self.conn.execute("SELECT id FROM user_reservations WHERE user = ?", (user,))
+        return [int(r[0]) for r in rows]
+
+    def user_reservation(self, reservation: int) -> tuple[str, tuple[str, ...], bool] | None:
+        """(user, names, renewal) of a reservation made by `reserve_for_user` and not settled."""
+        row = self.conn.execute(
+            "SELECT user, names, renewal FROM user_reservations WHERE id = ?", (reservation,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), tuple(str(row[1]).split(",")), bool(row[2]))
+
     def settle(self, reservation: int, actual: Sequence[Spend], now: float) -> None:
         """Replace what `reservation` held by what was really spent."""
         with self._transaction():
             self.conn.execute("DELETE FROM spent WHERE reservation = ?", (reservation,))
             self.conn.execute("DELETE FROM reservations WHERE id = ?", (reservation,))
+            self.conn.execute("DELETE FROM user_reservations WHERE id = ?", (reservation,))
             for s in actual:
                 if s.amount > 0:
                     self._insert(s, now, 0)

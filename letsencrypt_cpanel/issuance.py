@@ -29,6 +29,7 @@ from .errors import (
     InstallFailed,
     NameRefused,
 )
+from .issue_budget import RootBudget
 from .issue_plan import (
     AUTO,
     OrderPlan,
@@ -90,7 +91,8 @@ class IssueResult:
 class Issuer:
     """One user's certificates: issue, reinstall, remove (and revoke). Constructing does no I/O.
 
-    `binder`: how to get an External Account Binding from root (default: root's socket)."""
+    `binder`: how to get an External Account Binding from root (default: root's socket);
+    `budget`: where `issue` reserves what its order may spend (default: root's socket)."""
 
     def __init__(
         self,
@@ -101,6 +103,7 @@ class Issuer:
         contact_email: str | None = None,
         progress: Progress | None = None,
         binder: Binder | None = None,
+        budget: RootBudget | None = None,
     ) -> None:
         self.api = api
         self.store = store
@@ -108,6 +111,7 @@ class Issuer:
         self.contact_email = usable_email(contact_email)
         self.progress: Progress = progress or (lambda _step: None)
         self.binder: Binder = binder or RootBinder(settings.root_socket)
+        self.budget = budget or RootBudget(settings.root_socket)
         self._sessions: dict[str, AcmeSession] = {}
 
     def issue(
@@ -127,7 +131,8 @@ class Issuer:
         `preferred_chain`: a root's common name (default: the server's setting). `dry_run`:
         order from the staging CA, save only the staging account, install nothing. Raises
         NameRefused before any ACME request; AcmeError/SelfCheckFailed from the CA side;
-        InstallFailed when the certificate was issued and saved but cPanel did not install it.
+        InstallFailed when the certificate was issued and saved but cPanel did not install it;
+        BudgetDenied (a RateLimited) when root's rate-limit budget has no room for the order.
         """
         kind = key_type or self.settings.default_key_type
         if kind not in KEY_TYPES:
@@ -162,7 +167,7 @@ class Issuer:
             ):
                 self.progress("installing the saved certificate")
                 return self.install(txn, saved, reused=True)
-            entry = self.order(txn, vhost, names, kind, plan=plan)
+            entry = self._budgeted_order(txn, vhost, names, kind, plan)
             if dry_run:
                 return IssueResult(
                     vhost.domain,
@@ -174,6 +179,24 @@ class Issuer:
                     dry_run=True,
                 )
             return self.install(txn, entry, reused=False)
+
+    def _budgeted_order(
+        self, txn: RecordTxn, vhost: Vhost, names: list[str], kind: str, plan: OrderPlan
+    ) -> CertificateEntry:
+        """`order`, within root's rate-limit budget (issue_budget.py; a dry run goes to the
+        staging CA, which root does not count)."""
+        if plan.dry_run:
+            return self.order(txn, vhost, names, kind, plan=plan)
+        had_account = plan.directory in txn.record.accounts
+        ticket = self.budget.reserve(plan.directory, names, new_account=not had_account)
+        try:
+            entry = self.order(txn, vhost, names, kind, plan=plan)
+        except Error as exc:
+            created = not had_account and plan.directory in txn.record.accounts
+            ticket.settle(account_created=created, error=exc)
+            raise
+        ticket.settle(account_created=not had_account)
+        return entry
 
     def _installable_again(
         self, saved: CertificateEntry, names: list[str], kind: str, plan: OrderPlan

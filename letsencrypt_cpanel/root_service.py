@@ -9,7 +9,8 @@ uid (listed in /etc/passwd under the root prefix, not root or a system account, 
 line, at most MAX_REQUEST bytes, a few seconds to send it; one JSON line back.
 
 Requests: {"op": "ping"} -> {"ok": true}; {"op": "eab_binding", "jwk": {...}, "url": "..."} ->
-{"ok": true, "binding": {...}} (eab.py). Anything else -> {"ok": false, "error": "..."}.
+{"ok": true, "binding": {...}} (eab.py); {"op": "reserve" | "settle", ...}: the budget of the
+caller's own order (issue_budget.py). Anything else -> {"ok": false, "error": "..."}.
 
 Run it in a process of its own (`spawn_root_service`, or `python -m
 letsencrypt_cpanel.root_service`): it reads the EAB HMAC key on each request, and a process that
@@ -57,7 +58,11 @@ _PR_SET_PDEATHSIG = 1
 
 
 class RootServiceError(Error):
-    """The root service could not be asked, or it refused."""
+    """The root service could not be asked, or it refused (`reply`: its answer, if any)."""
+
+    def __init__(self, message: str, reply: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.reply: Mapping[str, Any] = reply or {}
 
 
 def peer_uid(conn: socket.socket) -> int:
@@ -93,8 +98,8 @@ def is_cpanel_user(settings: Settings, uid: int) -> bool:
     return settings.path(f"/var/cpanel/users/{name}").is_file()
 
 
-def answer(settings: Settings, request: Any) -> dict[str, Any]:
-    """The answer to one request from an allowed caller."""
+def answer(settings: Settings, request: Any, uid: int) -> dict[str, Any]:
+    """The answer to one request from an allowed caller (`uid`, as the kernel says)."""
     if not isinstance(request, dict) or not isinstance(request.get("op"), str):
         return {"ok": False, "error": "not a request"}
     op = request["op"]
@@ -105,6 +110,14 @@ def answer(settings: Settings, request: Any) -> dict[str, Any]:
             return {"ok": True, "binding": binding_for(settings, request["jwk"], request["url"])}
         except EabUnavailable as exc:
             return {"ok": False, "error": str(exc)}
+    if op in ("reserve", "settle"):
+        from . import issue_budget
+
+        user = _user_name_of(settings, uid)
+        if user is None:
+            return {"ok": False, "error": "not a cPanel account"}
+        handle = issue_budget.answer_reserve if op == "reserve" else issue_budget.answer_settle
+        return handle(settings, user, request)
     return {"ok": False, "error": "unknown request"}
 
 
@@ -144,14 +157,15 @@ def _serve_one(
     conn.settimeout(READ_TIMEOUT)
     # Read first (bounded), so a refused caller reads its refusal instead of a broken pipe.
     raw = _read_request(conn)
-    if not allowed(peer_uid(conn)):
+    uid = peer_uid(conn)
+    if not allowed(uid):
         reply: dict[str, Any] = {"ok": False, "error": "not allowed"}
     else:
         try:
             request = json.loads(raw) if raw else None
         except ValueError:
             request = None
-        reply = answer(settings(), request)
+        reply = answer(settings(), request, uid)
     conn.sendall(json.dumps(reply).encode("utf-8") + b"\n")
 
 
@@ -244,7 +258,10 @@ def ask_root(path: Path, request: Mapping[str, Any], *, timeout: float = 15.0) -
         raise RootServiceError("root's socket answered something that is not JSON") from exc
     if not isinstance(reply, dict) or reply.get("ok") is not True:
         error = reply.get("error") if isinstance(reply, dict) else None
-        raise RootServiceError(str(error)[:300] if error else "root's socket said no")
+        raise RootServiceError(
+            str(error)[:300] if error else "root's socket said no",
+            reply if isinstance(reply, dict) else None,
+        )
     return reply
 
 

@@ -27,6 +27,7 @@ from letsencrypt_cpanel.errors import (
     RateLimited,
     RecordError,
 )
+from letsencrypt_cpanel.issue_budget import BudgetDenied
 from letsencrypt_cpanel.web import one_time_message
 from letsencrypt_cpanel.web.cpanel import create_app
 from letsencrypt_cpanel.web.csrf import HMAC_KEY_FILE, CsrfGuard
@@ -219,6 +220,13 @@ def test_a_rate_limit_answers_429_with_retry_after_when_the_ca_said_when(page: P
         )
         assert got == 429 and headers.get("Retry-After") == retry_after
         assert "rate limit was reached: too many certificates" in json.loads(body)["errors"][0]
+        # Root's own budget, before the CA was asked (issue_budget.py): the same answer.
+        page.issuer.failure = BudgetDenied("rate limit duplicates (example.com)", when)
+        got, headers, body = page.call(
+            "POST", form={**form, "csrf_token": page.token()}, json_api=True
+        )
+        assert got == 429 and headers.get("Retry-After") == retry_after
+        assert "holds the order back" in json.loads(body)["errors"][0]
 
 
 def test_a_second_click_while_busy_answers_409(page: Page) -> None:

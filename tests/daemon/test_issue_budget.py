@@ -1,0 +1,155 @@
+"""Root's side of a user's own order budget (issue_budget.py, the `reserve` and `settle` requests
+of root's socket): only the caller's names, only the caller's reservation, the budget's limit
+held, the CA's `rateLimited` answers paused for that user alone and for a week at most."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from letsencrypt_cpanel.budgets import (
+    CERTS_PER_DOMAIN,
+    DUPLICATES,
+    NEW_ACCOUNTS,
+    Budgets,
+    name_set,
+)
+from letsencrypt_cpanel.config import Settings
+from letsencrypt_cpanel.issue_budget import LONGEST_PAUSE
+from letsencrypt_cpanel.root_service import answer
+
+DIRECTORY = "https://ca.test/directory"
+ALICE, BOB = 30001, 30002
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text(
+        "root:x:0:0::/root:/bin/bash\n"
+        f"alice:x:{ALICE}:{ALICE}::/home/alice:/bin/bash\n"
+        f"bob:x:{BOB}:{BOB}::/home/bob:/bin/bash\n"
+    )
+    (etc / "userdomains").write_text(
+        "alice.test: alice\nshop.alice.test: bob\nbob.test: bob\n*: nobody\n"
+    )
+    return Settings(
+        root=tmp_path,
+        acme_directory=DIRECTORY,
+        budget_duplicates=2,
+        server_addresses=("192.0.2.7",),
+    )
+
+
+def reserve(settings: Settings, uid: int, names: list[str], new: bool = False) -> dict[str, Any]:
+    request = {"op": "reserve", "directory": DIRECTORY, "names": names, "new_account": new}
+    return answer(settings, request, uid)
+
+
+def settle(settings: Settings, uid: int, reservation: object, **outcome: Any) -> dict[str, Any]:
+    request = {
+        "op": "settle",
+        "reservation": reservation,
+        "account_created": False,
+        "ordered": True,
+        "issued": True,
+        "failed_names": [],
+        "rate_limited": None,
+        **outcome,
+    }
+    return answer(settings, request, uid)
+
+
+def test_the_exact_set_budget_holds_for_a_users_own_orders(settings: Settings) -> None:
+    names = ["alice.test", "www.alice.test"]
+    for _ in range(2):
+        got = reserve(settings, ALICE, names, new=True)
+        assert got["ok"] is True and got["reservation"] > 0
+        assert settle(settings, ALICE, got["reservation"], account_created=True) == {"ok": True}
+    denied = reserve(settings, ALICE, list(reversed(names)))
+    assert denied["ok"] is False and denied["denied"] is True
+    assert "rate limit duplicates" in denied["error"] and denied["until"] > time.time()
+    # Another set of names still fits, and so does another CA (root counts the server's alone).
+    assert reserve(settings, ALICE, ["alice.test"])["ok"] is True
+    other_ca = {"op": "reserve", "directory": "https://other.test/dir", "names": names}
+    assert answer(settings, {**other_ca, "new_account": False}, ALICE) == {
+        "ok": True,
+        "reservation": 0,
+    }
+    with Budgets.open(settings) as budgets:
+        assert budgets.used(NEW_ACCOUNTS, "ip:192.0.2.7", time.time()) == 2
+
+
+def test_only_the_callers_names_and_reservations(settings: Settings) -> None:
+    # shop.alice.test is bob's (cPanel says so): the longest listed domain decides.
+    refused = reserve(settings, ALICE, ["alice.test", "www.shop.alice.test"])
+    assert refused == {"ok": False, "error": "not names of alice: www.shop.alice.test"}
+    assert reserve(settings, BOB, ["*.shop.alice.test", "shop.alice.test"])["ok"] is True
+    assert reserve(settings, ALICE, ["unknown.test"])["ok"] is False
+    mine = reserve(settings, ALICE, ["alice.test"])["reservation"]
+    assert settle(settings, BOB, mine) == {"ok": False, "error": "no such reservation"}
+    assert settle(settings, ALICE, mine) == {"ok": True}
+    assert settle(settings, ALICE, mine) == {"ok": False, "error": "no such reservation"}
+    # A uid that is no account at all.
+    assert reserve(settings, 30999, ["alice.test"])["ok"] is False
+
+
+def test_one_open_reservation_per_user(settings: Settings) -> None:
+    first = reserve(settings, ALICE, ["alice.test"], new=True)["reservation"]
+    second = reserve(settings, ALICE, ["www.alice.test"], new=True)["reservation"]
+    with Budgets.open(settings) as budgets:
+        assert budgets.user_reservation(first) is None
+        assert budgets.user_reservation(second) == ("alice", ("www.alice.test",), False)
+        # The lapsed one spent nothing: one new account counted, not two.
+        assert budgets.used(NEW_ACCOUNTS, "ip:192.0.2.7", time.time()) == 1
+
+
+def test_failures_spend_what_they_spent(settings: Settings) -> None:
+    got = reserve(settings, ALICE, ["alice.test", "www.alice.test"])["reservation"]
+    failed = settle(settings, ALICE, got, issued=False, failed_names=["www.alice.test", "bob.test"])
+    assert failed == {"ok": True}
+    now = time.time()
+    with Budgets.open(settings) as budgets:
+        assert budgets.used("failed_validations", "alice|www.alice.test", now) == 1
+        assert budgets.used("failed_validations", "alice|bob.test", now) == 0  # not its names
+        assert budgets.used(DUPLICATES, name_set(["alice.test", "www.alice.test"]), now) == 0
+
+
+def test_a_rate_limited_answer_pauses_the_users_budget_for_a_week_at_most(
+    settings: Settings,
+) -> None:
+    far = int(time.time()) + 90 * 86400
+    got = reserve(settings, ALICE, ["alice.test"])["reservation"]
+    limited = {"detail": "too many certificates already issued for alice.test", "until": far}
+    assert settle(settings, ALICE, got, issued=False, rate_limited=limited) == {"ok": True}
+    with Budgets.open(settings) as budgets:
+        until = budgets.paused_until(CERTS_PER_DOMAIN, "alice.test", time.time())
+    assert time.time() < until <= time.time() + LONGEST_PAUSE + 5
+    assert reserve(settings, ALICE, ["www.alice.test"])["denied"] is True
+
+    # The server's new-account budget is not one user's to pause.
+    got = reserve(settings, BOB, ["bob.test"])["reservation"]
+    registrations = {"detail": "too many registrations for this IP", "until": far}
+    assert settle(settings, BOB, got, issued=False, rate_limited=registrations) == {"ok": True}
+    assert reserve(settings, BOB, ["bob.test"], new=True)["ok"] is True
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"op": "reserve"},
+        {"op": "reserve", "directory": DIRECTORY, "names": [], "new_account": False},
+        {"op": "reserve", "directory": DIRECTORY, "names": ["a" * 300], "new_account": False},
+        {"op": "reserve", "directory": DIRECTORY, "names": ["alice.test"], "new_account": 1},
+        {"op": "reserve", "directory": 5, "names": ["alice.test"], "new_account": False},
+        {"op": "settle", "reservation": True},
+        {"op": "settle", "reservation": 1, "account_created": "yes"},
+    ],
+)
+def test_malformed_requests_are_refused(settings: Settings, request_: dict[str, Any]) -> None:
+    got = answer(settings, request_, ALICE)
+    assert got["ok"] is False and got["error"].startswith("not a")
