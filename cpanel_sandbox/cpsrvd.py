@@ -323,6 +323,13 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
             return
         func = pieces[1]
         args = self._args(query, body)
+        if args.get("api.version") != ["1"]:
+            # cpanel-api.md §1.5: without api.version=1 cPanel answers in the legacy API 0 format,
+            # which the sandbox does not emulate; this is not an API 1 envelope either.
+            self._send_json(
+                {"status": 0, "statusmsg": "legacy WHM API 0 call; the plugin sends api.version=1"}
+            )
+            return
         mode = faults.take_fault(self.server.root, f"whm:{func}")
 
         def run() -> dict[str, Any]:
@@ -352,7 +359,8 @@ class CpsrvdHandler(QuietHandlerMixin, BaseHTTPRequestHandler):
     def _misbehave(self, mode: str, compute: Callable[[], dict[str, Any]]) -> None:
         self.close_connection = True
         if mode == "html":
-            self._send(200, faults.LOGIN_PAGE_HTML.encode())
+            # Said, not only done: a client that reused the connection would fail its next call.
+            self._send(200, faults.LOGIN_PAGE_HTML.encode(), headers=[("Connection", "close")])
         else:
             faults.misbehave_http(self, mode, compute)
 

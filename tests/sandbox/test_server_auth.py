@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from cpanel_sandbox import layout
+from letsencrypt_cpanel.cpanel.envelope import check_whm_envelope
+from letsencrypt_cpanel.errors import CpanelAPIError
 from tests.fixtures.sandbox import RunningSandbox
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,6 +112,20 @@ def test_whm_good_token_returns_the_envelope(sandbox: RunningSandbox) -> None:
     assert data["metadata"]["result"] == 1
     assert data["metadata"]["command"] == "gethostname"
     assert data["data"]["hostname"]
+
+
+def test_whm_without_api_version_1_is_not_the_api_1_envelope(sandbox: RunningSandbox) -> None:
+    # cpanel-api.md §1.5: the legacy API 0 format; a client that forgets the parameter must not
+    # find an API 1 envelope (and the plugin's own client refuses what it gets).
+    reply = sandbox.request(
+        sandbox.whm_port,
+        "GET",
+        "/json-api/gethostname",
+        headers={"Authorization": f"whm root:{sandbox.whm_token}"},
+    )
+    assert reply.status == 200 and "metadata" not in reply.json()
+    with pytest.raises(CpanelAPIError):
+        check_whm_envelope("gethostname", reply.json(), transport="whm-https")
 
 
 def test_whm_bad_token_is_an_http_error(sandbox: RunningSandbox) -> None:
