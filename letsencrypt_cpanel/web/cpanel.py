@@ -30,9 +30,9 @@ first (reasons: issue_plan.REVOCATION_REASONS); its `data` is `{"vhost", "revoke
 
 Replies are `{"success", "errors", "data"}`: 400 bad input, 403 refused (CSRF, feature, a name
 not of the website), 404 a website not of this account, 409 busy (or already revoked), 422 dns-01
-impossible (no zone of this account holds the name), 429 the CA's rate limit (with Retry-After
-when the CA said when it ends), 502 the CA or cPanel failed, 504 the zone's nameservers never
-served the dns-01 record.
+impossible (no zone of this account holds the name), 429 the CA's rate limit or the server's
+budget for it (issue_budget.py; with Retry-After when it is known when it ends), 502 the CA or
+cPanel failed, 504 the zone's nameservers never served the dns-01 record.
 FleetSSL's `api_function=` names and fields (`virtual_host`, `dns_identifiers`) are accepted.
 
 This module and Home stay light (no `acme`, `requests`, `josepy`, no key generation): the
