@@ -24,6 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from .apache_restarts import RestartBatch, in_turns
+from .ari_watch import ask_the_ca
 from .certificates import renewal_due
 from .config import Settings
 from .cpanel.models import Account, SslVhost
@@ -159,6 +160,9 @@ def run_once(
     accounts = root.whm.listaccts()
     last_sweep = float(db.meta(LAST_FULL_SWEEP, "0") or 0)
     result = CycleResult(full_sweep=now - last_sweep >= settings.full_sweep_days * DAY)
+    # Before any worker is forked (no TLS beside a fork): windows the CA moved earlier make
+    # their users' work now.
+    ask_the_ca(db, settings, now)
     # Every SSL vhost of the server, the cycle's largest object, is let go once planned from
     # (the daemon's peak memory, bench/).
     work, result.suspended = plan_work(

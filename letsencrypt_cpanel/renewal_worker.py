@@ -9,6 +9,7 @@ certificate with the facts root keeps (no key, no PEM) plus the user's own `disa
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 
@@ -99,6 +100,18 @@ def _number(value: JSONValue) -> int:
     return value
 
 
+# RFC 9773 §4.1: base64url of the AKI's key id, ".", base64url of the serial. Root puts it in a
+# URL path, so nothing else gets through.
+_ARI_ID = re.compile(r"[A-Za-z0-9_-]{1,200}\.[A-Za-z0-9_-]{1,200}")
+
+
+def _ari_id(value: JSONValue) -> str:
+    text = _text(value, 401)
+    if text and not _ARI_ID.fullmatch(text):
+        raise WorkerError("The worker's summary holds a malformed ARI id.")
+    return text
+
+
 def parse_report(value: JSONValue) -> UserReport:
     """A worker's summary, checked field by field. Raises WorkerError."""
     if not isinstance(value, dict) or not isinstance(value.get("disable_mail"), bool):
@@ -127,6 +140,8 @@ def parse_report(value: JSONValue) -> UserReport:
                 issuer=_text(item.get("issuer"), 255),
                 error=_text(item.get("error"), 4000),
                 renew_at=_number(item.get("renew_at", 0)),
+                ari_id=_ari_id(item.get("ari_id", "")),
+                ari_recheck=_number(item.get("ari_recheck", 0)),
             )
         )
     return UserReport(disable_mail=bool(value["disable_mail"]), outcomes=reports)

@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, user TEXT NOT NULL,
     vhost TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ari (
+    user TEXT NOT NULL, vhost TEXT NOT NULL, cert_id TEXT NOT NULL, recheck_at INTEGER NOT NULL,
+    PRIMARY KEY (user, vhost));
 CREATE TABLE IF NOT EXISTS mail_outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, address TEXT NOT NULL,
     kind TEXT NOT NULL, items TEXT NOT NULL, queued INTEGER NOT NULL,
@@ -211,7 +214,7 @@ class StateDB:
 
     def forget_user(self, user: str) -> None:
         """An account that no longer exists: its rows go (history stays)."""
-        for table in ("vhosts", "users", "mail_sent"):
+        for table in ("vhosts", "users", "mail_sent", "ari"):
             self.conn.execute(f"DELETE FROM {table} WHERE user = ?", (user,))  # noqa: S608
 
     def add_issuer(self, name: str, now: int) -> None:
@@ -267,6 +270,30 @@ class StateDB:
 
     def forget_vhost(self, user: str, vhost: str) -> None:
         self.conn.execute("DELETE FROM vhosts WHERE user = ? AND vhost = ?", (user, vhost))
+        self.conn.execute("DELETE FROM ari WHERE user = ? AND vhost = ?", (user, vhost))
+
+    # -- ARI: root asks the CA about certificates not yet due (ari_watch.py) -------------------
+
+    def ari_to_ask(self, now: int, limit: int) -> list[tuple[str, str, str, int]]:
+        """(user, vhost, ARI id, chosen renewal time) of certificates not yet due whose CA may
+        be asked again, those waiting longest first."""
+        cur = self.conn.execute(
+            "SELECT a.user, a.vhost, a.cert_id, v.next_attempt FROM ari a JOIN vhosts v "
+            "ON v.user = a.user AND v.vhost = a.vhost "
+            "WHERE v.status = 'not_due' AND a.recheck_at <= ? ORDER BY a.recheck_at LIMIT ?",
+            (now, limit),
+        )
+        return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in cur]
+
+    def ari_answered(self, user: str, vhost: str, next_attempt: int, recheck_at: int) -> None:
+        """The CA's answer: visit the user at `next_attempt`, ask again at `recheck_at`."""
+        self.conn.execute(
+            "UPDATE vhosts SET next_attempt = ? WHERE user = ? AND vhost = ?",
+            (next_attempt, user, vhost),
+        )
+        self.conn.execute(
+            "UPDATE ari SET recheck_at = ? WHERE user = ? AND vhost = ?", (recheck_at, user, vhost)
+        )
 
     # -- a worker's results, each in one transaction ------------------------------------------
 
@@ -291,6 +318,15 @@ class StateDB:
                 fields = (out.vhost, out.action, out.names, out.not_before, out.not_after)
                 row = VhostState(user, *fields, out.issuer, failures, error, now, next_attempt)
                 self.put_vhost(row, now)
+                if out.action == "not_due" and out.ari_id:
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO ari VALUES (?,?,?,?)",
+                        (user, out.vhost, out.ari_id, out.ari_recheck),
+                    )
+                else:
+                    self.conn.execute(
+                        "DELETE FROM ari WHERE user = ? AND vhost = ?", (user, out.vhost)
+                    )
                 if out.issuer and out.action in ("renewed", "reinstalled", "not_due"):
                     self.add_issuer(out.issuer, now)
                 changed = old is None or old.status != out.action

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .acme_ari import ari_cert_id, remember_window, remembered_choice
+from .acme_ari import RECORD_KEY, ari_cert_id, remember_window, remembered_choice
 from .acme_client import Binder
 from .certificates import host_for, renewal_due
 from .challenges import DNS01
@@ -48,6 +48,10 @@ class RenewalOutcome:
     # When the CA's renewal information (ARI) wants a not-yet-due certificate renewed: root
     # plans a visit for then (it cannot read the record itself).
     renew_at: int = 0
+    # The certificate's ARI id and when to ask its CA again: root asks meanwhile (ari_watch.py),
+    # so a window the CA moves earlier (a revocation ahead) is acted on within a cycle.
+    ari_id: str = ""
+    ari_recheck: int = 0
 
     def summary(self) -> dict[str, JSONValue]:
         return {
@@ -58,6 +62,8 @@ class RenewalOutcome:
             "error": self.error,
             "error_kind": self.error_kind,
             "renew_at": self.renew_at,
+            "ari_id": self.ari_id,
+            "ari_recheck": self.ari_recheck,
         }
 
 
@@ -100,6 +106,21 @@ def ari_renewal_time(
     chosen = remember_window(entry.extras, window)
     txn.save()
     return chosen
+
+
+def _watched_by_root(entry: CertificateEntry, settings: Settings) -> tuple[str, int]:
+    """(ARI id, when to ask again) for root to watch: only for the server's own CA, the one
+    root asks (a user's record must not send root to another URL)."""
+    saved = entry.extras.get(RECORD_KEY)
+    recheck = saved.get("recheck_at") if isinstance(saved, dict) else None
+    if (entry.directory or settings.acme_directory) != settings.acme_directory:
+        return "", 0
+    if not isinstance(recheck, int):
+        return "", 0
+    try:
+        return ari_cert_id(entry.cert_pem), recheck
+    except ValueError:
+        return "", 0
 
 
 def renewal_plan(entry: CertificateEntry, settings: Settings) -> OrderPlan:
@@ -167,9 +188,16 @@ def renew_user(
             )
             try:
                 if not due and ours and entry.state == STATE_INSTALLED:
+                    ari_id, recheck = _watched_by_root(entry, settings) if ari_time else ("", 0)
                     outcomes.append(
                         RenewalOutcome(
-                            key, NOT_DUE, tuple(names), entry.not_after, renew_at=ari_time or 0
+                            key,
+                            NOT_DUE,
+                            tuple(names),
+                            entry.not_after,
+                            renew_at=ari_time or 0,
+                            ari_id=ari_id,
+                            ari_recheck=recheck,
                         )
                     )
                     continue

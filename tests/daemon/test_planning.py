@@ -159,6 +159,10 @@ def test_mail_plan_respects_switches_and_throttle(db: StateDB) -> None:
         {"disable_mail": False, "outcomes": [{}] * 5000},
         {"disable_mail": False, "outcomes": [dict(vars(ok("u", 1)), names=["a"], not_after=-1)]},
         {"disable_mail": False, "outcomes": [dict(vars(ok("u", 1)), names=[1])]},
+        # Root puts an ARI id in a URL path: nothing but RFC 9773's two base64url parts.
+        {"disable_mail": False, "outcomes": [dict(vars(ok("u", 1)), names=[], ari_id="a/b.c")]},
+        {"disable_mail": False, "outcomes": [dict(vars(ok("u", 1)), names=[], ari_id="ab?x=1")]},
+        {"disable_mail": False, "outcomes": [dict(vars(ok("u", 1)), names=[], ari_recheck=-1)]},
     ],
 )
 def test_hostile_summaries_are_refused(summary: object) -> None:
@@ -211,3 +215,21 @@ def test_a_worker_reports_the_cas_renewal_time() -> None:
     row["renew_at"] = "soon"
     with pytest.raises(WorkerError):
         parsed()
+
+
+def test_root_keeps_the_ari_id_of_a_certificate_not_due_only(db: StateDB) -> None:
+    waiting = VhostReport(
+        "u.test", "not_due", ("u.test",), NOW - DAY, NOW + 80 * DAY, ISSUER, "", NOW + 9 * DAY,
+        ari_id="QUtJ.AIdl", ari_recheck=NOW + HOUR,
+    )  # fmt: skip
+    db.record_report("u", frozenset(), report(waiting), NOW)
+    assert db.ari_to_ask(NOW, 10) == []  # not before its Retry-After
+    assert db.ari_to_ask(NOW + HOUR, 10) == [("u", "u.test", "QUtJ.AIdl", NOW + 9 * DAY)]
+    with db.transaction():
+        db.ari_answered("u", "u.test", NOW + HOUR, NOW + 7 * HOUR)
+    assert db.ari_to_ask(NOW + 2 * HOUR, 10) == []
+    work, _ = plan_work([account("u")], [], db, Settings(), NOW + 2 * HOUR, full_sweep=False)
+    assert [w.reasons for w in work] == [("u.test: its CA asks for renewal now (ARI)",)]
+    # Renewed: nothing left to ask about until the worker reports the new one.
+    db.record_report("u", frozenset(), report(ok("u", NOW + 170 * DAY)), NOW + 2 * HOUR)
+    assert db.ari_to_ask(NOW + DAY, 10) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,9 @@ from letsencrypt_cpanel.acme_ari import (
     remember_window,
     remembered_choice,
 )
+from letsencrypt_cpanel.config import load_settings
+from letsencrypt_cpanel.renewal import run_once
+from letsencrypt_cpanel.state import StateDB
 from tests.fixtures.ari_proxy import AriProxy, running_ari_proxy
 from tests.fixtures.ca_bed import Bed, running_bed
 from tests.fixtures.pebble import SHORT_VALIDITY_SECONDS
@@ -141,3 +145,32 @@ def test_a_profile_the_ca_lists_is_asked_for(bed: Bed, proxy: AriProxy) -> None:
         proxy.profiles = {}
     bed.lecp.ok("ssl", "issue", "--user", user, "other-profile.test")
     assert "profile" not in proxy.orders[-1]
+
+
+def test_root_asks_the_ca_between_visits_and_renews_when_the_window_moves(
+    bed: Bed, proxy: AriProxy
+) -> None:
+    """The daemon's cycle (ari_watch.py): a certificate not due, its user's next visit weeks
+    away; the CA moves the window into the past (a revocation ahead): root, asking the CA
+    itself, plans the visit now and the worker renews, within the same cycle."""
+    user = bed.new_user("ariroot", "ari-root.test")
+    proxy.set_window(dt.timedelta(days=60), dt.timedelta(days=61))
+    bed.lecp.ok("ssl", "issue", "--user", user, "ari-root.test")
+    first = bed.sandbox.fetch_site_cert("ari-root.test")
+    cert_id = ari_cert_id(_pem(first))
+    settings = load_settings({"LECP_ROOT": str(bed.root)})
+    with StateDB.open(settings) as db:
+        run_once(time.time(), settings, db)  # the first cycle visits everyone
+        row = db.vhost(user, "ari-root.test")
+        assert row is not None and row.status == "not_due"
+        assert row.next_attempt > time.time() + 59 * 86400  # the moment chosen in the window
+        waiting = {(u, v): i for u, v, i, _t in db.ari_to_ask(int(time.time()) + 1, 100)}
+        assert waiting[(user, "ari-root.test")] == cert_id
+
+        proxy.set_window(dt.timedelta(days=-2), dt.timedelta(days=-1))
+        asked = len(proxy.ari_requests)
+        result = run_once(time.time(), settings, db)
+    assert not result.full_sweep
+    assert cert_id in proxy.ari_requests[asked:]
+    assert bed.sandbox.fetch_site_cert("ari-root.test").serial_number != first.serial_number
+    assert user in result.users_run
