@@ -60,7 +60,11 @@ CREATE TABLE IF NOT EXISTS issued_sets (
     PRIMARY KEY (directory, names));
 CREATE TABLE IF NOT EXISTS reservations (id INTEGER PRIMARY KEY AUTOINCREMENT);
 CREATE TABLE IF NOT EXISTS user_reservations (
-    id INTEGER PRIMARY KEY, user TEXT NOT NULL, names TEXT NOT NULL, renewal INTEGER NOT NULL);
+    id INTEGER PRIMARY KEY, user TEXT NOT NULL, names TEXT NOT NULL, renewal INTEGER NOT NULL,
+    new_account INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS user_new_accounts (
+    user TEXT NOT NULL, directory TEXT NOT NULL, at INTEGER NOT NULL,
+    PRIMARY KEY (user, directory));
 CREATE TABLE IF NOT EXISTS deferred (
     user TEXT NOT NULL, vhost TEXT NOT NULL, names TEXT NOT NULL, reason TEXT NOT NULL,
     since INTEGER NOT NULL, until INTEGER NOT NULL, updated INTEGER NOT NULL,
@@ -156,6 +160,14 @@ class Attempt:
             out.append(Spend(NEW_ORDERS, self.account))
         out += [failed_validation_spend(self.account, n) for n in self.failed_names]
         return out
+
+
+@dataclass(frozen=True)
+class UserReservation:
+    user: str
+    names: tuple[str, ...]
+    renewal: bool
+    new_account: bool
 
 
 @dataclass(frozen=True)
@@ -321,29 +333,54 @@ class Budgets:
     ) -> int | Denied:
         """What one order of `user` (account: the user's name) for `names` may spend, reserved
         and remembered as that user's: a user's own order, reserved through root's socket and
-        settled by the same user alone (issue_budget.py)."""
+        settled by the same user alone (issue_budget.py). A user's new account is counted once
+        per window of the new-accounts limit, whatever the user claims: one account per user
+        and CA is all an honest user needs, and the server's budget is everyone's."""
         renewal = self.is_renewal(names)
+        window = self.limits[NEW_ACCOUNTS].window
+        if new_account:
+            row = self.conn.execute(
+                "SELECT at FROM user_new_accounts WHERE user = ? AND directory = ?",
+                (user, self.directory),
+            ).fetchone()
+            new_account = row is None or int(row[0]) <= now - window
         spends = [account_spend(ip)] if new_account else []
         spends += order_spends(user, names, renewal=renewal)
         reservation = self.try_reserve(spends, now)
         if isinstance(reservation, int):
             with self._transaction():
                 self.conn.execute(
-                    "INSERT INTO user_reservations VALUES (?,?,?,?)",
-                    (reservation, user, name_set(names), int(renewal)),
+                    "INSERT INTO user_reservations VALUES (?,?,?,?,?)",
+                    (reservation, user, name_set(names), int(renewal), int(new_account)),
                 )
+                if new_account:
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO user_new_accounts VALUES (?,?,?)",
+                        (user, self.directory, int(now)),
+                    )
         return reservation
 
     def open_user_reservations(self, user: str) -> list[int]:
         rows = self.conn.execute("SELECT id FROM user_reservations WHERE user = ?", (user,))
         return [int(r[0]) for r in rows]
 
-    def user_reservation(self, reservation: int) -> tuple[str, tuple[str, ...], bool] | None:
-        """(user, names, renewal) of a reservation made by `reserve_for_user` and not settled."""
+    def let_lapse(self, reservation: int) -> None:
+        """A user's reservation no longer settleable: what it reserved stays counted (until it
+        ages out), the safe side for an order whose outcome root was never told."""
+        with self._transaction():
+            self.conn.execute("DELETE FROM user_reservations WHERE id = ?", (reservation,))
+
+    def user_reservation(self, reservation: int) -> UserReservation | None:
+        """A reservation made by `reserve_for_user` and not yet settled."""
         row = self.conn.execute(
-            "SELECT user, names, renewal FROM user_reservations WHERE id = ?", (reservation,)
+            "SELECT user, names, renewal, new_account FROM user_reservations WHERE id = ?",
+            (reservation,),
         ).fetchone()
-        return None if row is None else (str(row[0]), tuple(str(row[1]).split(",")), bool(row[2]))
+        if row is None:
+            return None
+        return UserReservation(
+            str(row[0]), tuple(str(row[1]).split(",")), bool(row[2]), bool(row[3])
+        )
 
     def settle(self, reservation: int, actual: Sequence[Spend], now: float) -> None:
         """Replace what `reservation` held by what was really spent."""
@@ -370,8 +407,11 @@ class Budgets:
         }[kind]
         with self._transaction():
             for key in keys:
+                # A later answer never shortens a pause already known (the safe side).
                 self.conn.execute(
-                    "INSERT OR REPLACE INTO pauses VALUES (?,?,?,?,?)",
+                    "INSERT INTO pauses VALUES (?,?,?,?,?) "
+                    "ON CONFLICT (directory, kind, key) DO UPDATE SET "
+                    "until = MAX(until, excluded.until), detail = excluded.detail",
                     (self.directory, kind, key, until, detail[:500]),
                 )
         return kind

@@ -60,12 +60,19 @@ class _Gate:
 
     @contextmanager
     def forking(self) -> Iterator[None]:
+        if getattr(self._mine, "depth", 0):
+            raise RuntimeError("a fork inside a TLS call would wait for itself")
         with self._changed:
             while self._forking:
                 self._changed.wait()
             self._forking = True
-            while self._users:
-                self._changed.wait()
+            try:
+                while self._users:
+                    self._changed.wait()
+            except BaseException:
+                self._forking = False
+                self._changed.notify_all()
+                raise
         try:
             yield
         finally:

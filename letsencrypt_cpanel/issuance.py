@@ -191,9 +191,11 @@ class Issuer:
         ticket = self.budget.reserve(plan.directory, names, new_account=not had_account)
         try:
             entry = self.order(txn, vhost, names, kind, plan=plan)
-        except Error as exc:
+        except BaseException as exc:
             created = not had_account and plan.directory in txn.record.accounts
-            ticket.settle(account_created=created, error=exc)
+            # Anything but our errors (a bug, Ctrl-C) may have come after the CA issued:
+            # counted as issued, the safe side.
+            ticket.settle(account_created=created, error=exc if isinstance(exc, Error) else None)
             raise
         ticket.settle(account_created=not had_account)
         return entry

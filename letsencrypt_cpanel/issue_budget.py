@@ -9,9 +9,11 @@ the CA sees it (`BudgetDenied`: 429 with Retry-After on the page), so a user's c
 up the limits the server's AutoSSL and renewals count on.
 
 Root answers only for names that /etc/userdomains gives to the caller (one cPanel account per
-uid, SO_PEERCRED), keeps at most one open reservation per user, and settles a reservation only
-for the user who made it. A `rateLimited` answer the user reports pauses that user's own budgets
-(never the server's new-account budget) for at most a week. When root's socket does not answer
+uid, SO_PEERCRED), keeps at most one open reservation per user (an earlier one lapses, still
+counted), settles a reservation only for the user who made it, and counts a user's new account
+once per window whatever the user claims. A `rateLimited` answer the user reports pauses only
+budgets keyed by that user's account or names (never the shared new-account or registered-domain
+ones), for at most a week, and never shortens a pause. When root's socket does not answer
 (the daemon is stopped), the order goes ahead unbudgeted, as before the daemon ran: the CA's own
 limits still hold, and a site owner is not stopped by a daemon that is down.
 """
@@ -20,13 +22,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .budgets import NEW_ACCOUNTS, Attempt, BudgetError, Budgets, Denied, budget_ip
+from .budgets import (
+    DUPLICATES,
+    FAILED_VALIDATIONS,
+    NEW_ORDERS,
+    Attempt,
+    BudgetError,
+    Budgets,
+    Denied,
+    budget_ip,
+    failed_validation_spend,
+)
 from .budgets import classify_rate_limit as _kind_of
 from .config import Settings
 from .errors import AcmeError, ChallengeFailed, Error, RateLimited, SelfCheckFailed
@@ -108,7 +121,7 @@ class RootBudget:
             "new_account": new_account,
         }
         try:
-            answer = ask_root(self.socket_path, request, timeout=5.0)
+            answer = ask_root(self.socket_path, request, timeout=10.0)
         except RootServiceError as exc:
             if exc.reply.get("denied") is True:
                 until = exc.reply.get("until")
@@ -118,7 +131,7 @@ class RootBudget:
                     else None
                 )
                 raise BudgetDenied(str(exc), when) from None
-            log.info("the order goes ahead without a budget: %s", exc)
+            log.warning("the order goes ahead without a budget: %s", exc)
             return Ticket(self.socket_path)
         reservation = answer.get("reservation")
         if isinstance(reservation, bool) or not isinstance(reservation, int) or reservation < 0:
@@ -151,12 +164,23 @@ def owned_by(domains: Mapping[str, str], user: str, name: str) -> bool:
     return False
 
 
+# A DNS name as the page sends it (lowercase, IDNs in punycode), or its wildcard: nothing that
+# could split or widen a budget key (commas, spaces) gets through.
+_NAME = re.compile(r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{1,63}")
+# Rate limits a user may report and so pause: keyed by that user's account or names alone.
+# The new-account and registered-domain budgets are shared with other users: only root's own
+# orders (AutoSSL, renewals) pause those.
+_USERS_OWN = (NEW_ORDERS, DUPLICATES, FAILED_VALIDATIONS)
+MAX_RESERVATION = 2**62
+
+
 def _names(value: object, *, empty: bool = False) -> list[str] | None:
     if not isinstance(value, list) or not (0 if empty else 1) <= len(value) <= MAX_NAMES:
         return None
     if not all(isinstance(n, str) and 0 < len(n) <= MAX_NAME_LENGTH for n in value):
         return None
-    return [n.lower().rstrip(".") for n in value]
+    names = list(dict.fromkeys(n.lower().rstrip(".") for n in value))
+    return names if all(_NAME.fullmatch(n) for n in names) else None
 
 
 def _refused(error: str) -> dict[str, Any]:
@@ -182,8 +206,10 @@ def answer_reserve(settings: Settings, user: str, request: Mapping[str, Any]) ->
     try:
         with Budgets.open(settings) as budgets:
             for earlier in budgets.open_user_reservations(user):
-                budgets.settle(earlier, [], now)  # one open order per user; the rest lapse
-            got = budgets.reserve_for_user(
+                budgets.let_lapse(earlier)  # one open order per user
+            # The CA refuses a name that failed too often lately: so does root, before it.
+            failing = budgets.check([failed_validation_spend(user, n) for n in names], now)
+            got = failing or budgets.reserve_for_user(
                 user, names, new_account=new_account, ip=budget_ip(settings), now=now
             )
     except BudgetError as exc:
@@ -202,6 +228,7 @@ def answer_settle(settings: Settings, user: str, request: Mapping[str, Any]) -> 
     if (
         not isinstance(reservation, int)
         or isinstance(reservation, bool)
+        or not 0 < reservation < MAX_RESERVATION
         or not all(isinstance(f, bool) for f in flags)
         or failed is None
         or not (limited is None or _rate_limited(limited))
@@ -213,26 +240,26 @@ def answer_settle(settings: Settings, user: str, request: Mapping[str, Any]) -> 
     try:
         with Budgets.open(settings) as budgets:
             held = budgets.user_reservation(reservation)
-            if held is None or held[0] != user:
+            if held is None or held.user != user:
                 return _refused("no such reservation")
-            _owner, names, renewal = held
             attempt = Attempt(
                 user,
-                names,
-                renewal,
-                account_created=account_created,
-                ordered=ordered,
+                held.names,
+                held.renewal,
+                # Counted only where root reserved it: a claim alone spends nobody's budget.
+                account_created=account_created and held.new_account,
+                ordered=ordered or issued,
                 issued=issued,
-                failed_names=tuple(n for n in failed if n in names),
+                failed_names=tuple(n for n in failed if n in held.names) if ordered else (),
             )
             budgets.settle(reservation, attempt.spends(ip), now)
             if issued:
-                budgets.note_issued(names, now)
+                budgets.note_issued(held.names, now)
             if isinstance(limited, dict):
                 detail = str(limited["detail"])
-                if _kind_of(detail) != NEW_ACCOUNTS:  # the server's, not one user's to pause
+                if _kind_of(detail) in _USERS_OWN:
                     until = min(int(limited["until"]) or int(now) + 3600, int(now) + LONGEST_PAUSE)
-                    budgets.rate_limited(detail, until, account=user, names=names, ip=ip)
+                    budgets.rate_limited(detail, until, account=user, names=held.names, ip=ip)
     except BudgetError as exc:
         return _refused(str(exc))
     return {"ok": True}
@@ -246,5 +273,5 @@ def _rate_limited(value: object) -> bool:
         and len(value["detail"]) <= MAX_DETAIL
         and isinstance(value["until"], int)
         and not isinstance(value["until"], bool)
-        and value["until"] >= 0
+        and 0 <= value["until"] < 2**40
     )

@@ -68,34 +68,32 @@ class SmtpTransport:
     def _tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca_bundle or None)
 
-    def _connect(self) -> smtplib.SMTP:
-        """Connected, greeted, and in TLS when asked. This is where OpenSSL works (context,
-        handshake), so it is one of root's TLS calls (fork_gate.py); the rest is not."""
-        with openssl_in_use():
-            smtp: smtplib.SMTP
-            if self.port == 465:
-                smtp = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=self._tls()
-                )
-            else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            try:
+    def _deliver(self, smtp: smtplib.SMTP, message: EmailMessage) -> None:
+        with smtp:
+            smtp.ehlo()
+            if self.starttls and self.port != 465:
+                smtp.starttls(context=self._tls())
                 smtp.ehlo()
-                if self.starttls and self.port != 465:
-                    smtp.starttls(context=self._tls())
-                    smtp.ehlo()
-            except BaseException:
-                smtp.close()
-                raise
-            return smtp
+            if self.user:
+                smtp.login(self.user, self.password)
+            smtp.send_message(message)
 
     def send(self, message: EmailMessage) -> None:
         where = f"{self.host}:{self.port}"
+        # The TLS part is one of root's TLS calls (fork_gate.py): no worker is forked meanwhile.
+        # STARTTLS: the TCP connection and greeting come first, outside, so an unreachable
+        # server never holds the gate; implicit TLS (465) is TLS from the first byte.
         try:
-            with self._connect() as smtp:
-                if self.user:
-                    smtp.login(self.user, self.password)
-                smtp.send_message(message)
+            if self.port == 465:
+                with openssl_in_use():
+                    tls = smtplib.SMTP_SSL(
+                        self.host, self.port, timeout=self.timeout, context=self._tls()
+                    )
+                    self._deliver(tls, message)
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                with openssl_in_use():
+                    self._deliver(smtp, message)
         except smtplib.SMTPAuthenticationError as exc:
             # The server's answer, not ours: it never holds the password.
             raise MailError(f"The SMTP server {where} refused the login {self.user!r}") from exc

@@ -165,7 +165,11 @@ def _serve_one(
             request = json.loads(raw) if raw else None
         except ValueError:
             request = None
-        reply = answer(settings(), request, uid)
+        try:
+            reply = answer(settings(), request, uid)
+        except Exception as exc:
+            print(f"root service: a request failed: {type(exc).__name__}", file=sys.stderr)
+            reply = {"ok": False, "error": "the request could not be answered"}
     conn.sendall(json.dumps(reply).encode("utf-8") + b"\n")
 
 

@@ -81,7 +81,8 @@ def test_the_exact_set_budget_holds_for_a_users_own_orders(settings: Settings) -
         "reservation": 0,
     }
     with Budgets.open(settings) as budgets:
-        assert budgets.used(NEW_ACCOUNTS, "ip:192.0.2.7", time.time()) == 2
+        # Both claimed a new account; a user's counts once a window.
+        assert budgets.used(NEW_ACCOUNTS, "ip:192.0.2.7", time.time()) == 1
 
 
 def test_only_the_callers_names_and_reservations(settings: Settings) -> None:
@@ -98,44 +99,95 @@ def test_only_the_callers_names_and_reservations(settings: Settings) -> None:
     assert reserve(settings, 30999, ["alice.test"])["ok"] is False
 
 
-def test_one_open_reservation_per_user(settings: Settings) -> None:
+def test_one_open_reservation_per_user_and_a_lapsed_one_stays_counted(settings: Settings) -> None:
     first = reserve(settings, ALICE, ["alice.test"], new=True)["reservation"]
     second = reserve(settings, ALICE, ["www.alice.test"], new=True)["reservation"]
+    now = time.time()
     with Budgets.open(settings) as budgets:
         assert budgets.user_reservation(first) is None
-        assert budgets.user_reservation(second) == ("alice", ("www.alice.test",), False)
-        # The lapsed one spent nothing: one new account counted, not two.
+        held = budgets.user_reservation(second)
+        assert held is not None and held.names == ("www.alice.test",)
+        assert budgets.used(DUPLICATES, "alice.test", now) == 1  # never told: still counted
+        # One new account per user and window, whatever the user claims.
+        assert budgets.used(NEW_ACCOUNTS, "ip:192.0.2.7", now) == 1
+    assert settle(settings, ALICE, first) == {"ok": False, "error": "no such reservation"}
+
+
+def test_claims_alone_spend_nobody_elses_budget(settings: Settings) -> None:
+    # Ten orders each claiming a new account: the server's new-account budget counts one.
+    for _ in range(10):
+        got = reserve(settings, ALICE, ["alice.test"], new=True)["reservation"]
+        assert settle(settings, ALICE, got, issued=False, account_created=True)["ok"] is True
+    with Budgets.open(settings) as budgets:
         assert budgets.used(NEW_ACCOUNTS, "ip:192.0.2.7", time.time()) == 1
+    # A name list that would widen or split a budget key is not a list of names.
+    for names in (["alice.test,bob.test"], ["alice.test bob.test"], ["ALICE..test"]):
+        assert reserve(settings, ALICE, names)["error"] == "not a reservation request"
 
 
 def test_failures_spend_what_they_spent(settings: Settings) -> None:
     got = reserve(settings, ALICE, ["alice.test", "www.alice.test"])["reservation"]
-    failed = settle(settings, ALICE, got, issued=False, failed_names=["www.alice.test", "bob.test"])
+    failed = settle(
+        settings,
+        ALICE,
+        got,
+        issued=False,
+        failed_names=["www.alice.test", "www.alice.test", "bob.test"],
+    )
     assert failed == {"ok": True}
     now = time.time()
     with Budgets.open(settings) as budgets:
         assert budgets.used("failed_validations", "alice|www.alice.test", now) == 1
         assert budgets.used("failed_validations", "alice|bob.test", now) == 0  # not its names
         assert budgets.used(DUPLICATES, name_set(["alice.test", "www.alice.test"]), now) == 0
+    # Not ordered: nothing failed at the CA.
+    got = reserve(settings, ALICE, ["alice.test"])["reservation"]
+    unordered = settle(
+        settings, ALICE, got, issued=False, ordered=False, failed_names=["alice.test"]
+    )
+    assert unordered == {"ok": True}
+    with Budgets.open(settings) as budgets:
+        assert budgets.used("failed_validations", "alice|alice.test", time.time()) == 0
 
 
-def test_a_rate_limited_answer_pauses_the_users_budget_for_a_week_at_most(
+def test_a_name_that_failed_too_often_is_refused_before_the_ca(settings: Settings) -> None:
+    for _ in range(5):  # Let's Encrypt: 5 failed validations per account and name an hour
+        got = reserve(settings, ALICE, ["alice.test"])["reservation"]
+        settle(settings, ALICE, got, issued=False, failed_names=["alice.test"])
+    denied = reserve(settings, ALICE, ["alice.test"])
+    assert denied["denied"] is True and "failed_validations" in denied["error"]
+
+
+def test_a_rate_limited_answer_pauses_the_users_own_budget_for_a_week_at_most(
     settings: Settings,
 ) -> None:
     far = int(time.time()) + 90 * 86400
-    got = reserve(settings, ALICE, ["alice.test"])["reservation"]
-    limited = {"detail": "too many certificates already issued for alice.test", "until": far}
+    names = ["alice.test", "www.alice.test"]
+    got = reserve(settings, ALICE, names)["reservation"]
+    limited = {"detail": "too many certificates for this exact set of identifiers", "until": far}
     assert settle(settings, ALICE, got, issued=False, rate_limited=limited) == {"ok": True}
     with Budgets.open(settings) as budgets:
-        until = budgets.paused_until(CERTS_PER_DOMAIN, "alice.test", time.time())
+        until = budgets.paused_until(DUPLICATES, name_set(names), time.time())
     assert time.time() < until <= time.time() + LONGEST_PAUSE + 5
-    assert reserve(settings, ALICE, ["www.alice.test"])["denied"] is True
+    assert reserve(settings, ALICE, names)["denied"] is True
+    # A later answer never shortens the pause.
+    soon = {"detail": limited["detail"], "until": int(time.time()) + 60}
+    got = reserve(settings, ALICE, ["alice.test"])["reservation"]
+    assert settle(settings, ALICE, got, issued=False, rate_limited=soon) == {"ok": True}
+    assert reserve(settings, ALICE, names)["denied"] is True
 
-    # The server's new-account budget is not one user's to pause.
-    got = reserve(settings, BOB, ["bob.test"])["reservation"]
-    registrations = {"detail": "too many registrations for this IP", "until": far}
-    assert settle(settings, BOB, got, issued=False, rate_limited=registrations) == {"ok": True}
-    assert reserve(settings, BOB, ["bob.test"], new=True)["ok"] is True
+    # Budgets other users share are not one user's to pause: the registered domain's
+    # (shop.alice.test is bob's) and the server's new accounts.
+    for detail in (
+        "too many certificates already issued for alice.test",
+        "too many registrations for this IP",
+    ):
+        got = reserve(settings, BOB, ["shop.alice.test"])["reservation"]
+        claim = {"detail": detail, "until": far}
+        assert settle(settings, BOB, got, issued=False, rate_limited=claim) == {"ok": True}
+    with Budgets.open(settings) as budgets:
+        assert budgets.paused_until(CERTS_PER_DOMAIN, "alice.test", time.time()) == 0
+    assert reserve(settings, ALICE, ["www.alice.test"], new=True)["ok"] is True
 
 
 @pytest.mark.parametrize(
@@ -148,6 +200,15 @@ def test_a_rate_limited_answer_pauses_the_users_budget_for_a_week_at_most(
         {"op": "reserve", "directory": 5, "names": ["alice.test"], "new_account": False},
         {"op": "settle", "reservation": True},
         {"op": "settle", "reservation": 1, "account_created": "yes"},
+        {
+            "op": "settle",
+            "reservation": 2**70,  # SQLite cannot hold it: refused, not a crash of the service
+            "account_created": False,
+            "ordered": True,
+            "issued": True,
+            "failed_names": [],
+            "rate_limited": None,
+        },
     ],
 )
 def test_malformed_requests_are_refused(settings: Settings, request_: dict[str, Any]) -> None:
