@@ -163,7 +163,7 @@ def _serve_one(
     else:
         try:
             request = json.loads(raw) if raw else None
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting is a RecursionError, not JSON
             request = None
         try:
             reply = answer(settings(), request, uid)

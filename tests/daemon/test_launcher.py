@@ -88,6 +88,21 @@ def _signals_and_stop(bed: Bed, settings: Settings, pid: int | None) -> None:
     assert "not running" in bed.lecp.ok("daemon", "status")
 
 
+def _root_service_pid(daemon: int) -> int:
+    """The daemon's root-socket service (a child running letsencrypt_cpanel.root_service)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat_fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat_fields[1]) == daemon and b"letsencrypt_cpanel.root_service" in cmdline:
+            return int(entry.name)
+    return 0
+
+
 def test_foreground_daemon_logs_to_stderr_and_stops_on_sigterm(bed: Bed) -> None:
     bed.set("renewal_interval_hours", "1000")
     settings = load_settings({"LECP_ROOT": str(bed.root)})
@@ -104,6 +119,19 @@ def test_foreground_daemon_logs_to_stderr_and_stops_on_sigterm(bed: Bed) -> None
         # its callers by SO_PEERCRED, and root is not a cPanel account.
         with pytest.raises(RootServiceError, match="not allowed"):
             ask_root(settings.root_socket, {"op": "ping"})
+        # Its service killed, the daemon starts it again.
+        service = _root_service_pid(proc.pid)
+        os.kill(service, signal.SIGKILL)
+        _wait_for(lambda: _root_service_pid(proc.pid) not in (0, service), "a new root service")
+
+        def answering() -> bool:
+            try:
+                ask_root(settings.root_socket, {"op": "ping"})
+            except RootServiceError as exc:
+                return "not allowed" in str(exc)
+            return False
+
+        _wait_for(answering, "the root socket to answer again")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
