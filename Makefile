@@ -31,7 +31,7 @@ lint: deps
 	$(VENV)/bin/mypy
 
 test: lint
-	$(VENV)/bin/pytest -p no:cacheprovider
+	$(VENV)/bin/pytest -p no:cacheprovider --durations=15
 
 unit: deps
 	$(VENV)/bin/pytest -p no:cacheprovider tests/unit

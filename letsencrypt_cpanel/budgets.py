@@ -392,6 +392,14 @@ class Budgets:
                 if s.amount > 0:
                     self._insert(s, now, 0)
 
+    def spent(self, spends: Sequence[Spend], now: float) -> None:
+        """Count what was spent without a reservation (the daemon's renewals: due certificates
+        are renewed, whatever is left of a budget, and counted so that others see it)."""
+        with self._transaction():
+            for s in spends:
+                if s.amount > 0:
+                    self._insert(s, now, 0)
+
     def rate_limited(
         self, detail: str, until: int, *, account: str, names: Sequence[str], ip: str
     ) -> str:

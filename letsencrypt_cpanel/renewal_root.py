@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from .acme_client import Binder
 from .apache_restarts import deferred_restarts
+from .budgets import BudgetError, Budgets, order_spends
 from .config import Settings, load_secrets
 from .cpanel.models import Account
 from .cpanel.whm import WhmAPI
@@ -110,6 +111,7 @@ class Bookkeeper:
             now=self.now,
         )
         self.db.record_report(user, skip, report, self.now)
+        self._count_renewals(user, report)
         tally = self.tally
         lists = {"renewed": tally.renewed, "reinstalled": tally.reinstalled, "failed": tally.failed}
         for out in report.outcomes:
@@ -123,6 +125,21 @@ class Bookkeeper:
             return
         for kind, items in mails:
             self._send(user, str(address), kind, items)
+
+    def _count_renewals(self, user: str, report: UserReport) -> None:
+        """Renewals spend the CA's limits too (an order, the exact set of names): counted in
+        root's budgets, so AutoSSL and users' own orders see what is left."""
+        renewed = [out.names for out in report.outcomes if out.action == "renewed" and out.names]
+        if not renewed:
+            return
+        try:
+            with Budgets.open(self.settings) as budgets:
+                for names in renewed:
+                    spends = order_spends(user, names, renewal=budgets.is_renewal(names))
+                    budgets.spent(spends, self.now)
+                    budgets.note_issued(names, self.now)
+        except BudgetError as exc:
+            log.warning("renewals of %s not counted in the budgets: %s", user, exc)
 
     def _send(self, user: str, address: str, kind: str, items: list[MailItem]) -> None:
         if not self._deliver(user, address, kind, items):

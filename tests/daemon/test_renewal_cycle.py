@@ -9,6 +9,8 @@ import time
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from letsencrypt_cpanel.budgets import DUPLICATES, NEW_ORDERS, Budgets, name_set
+from letsencrypt_cpanel.config import load_settings
 from tests.daemon.conftest import Bed
 from tests.sandbox.pki import TestCA
 
@@ -37,6 +39,12 @@ def test_once_renews_every_due_certificate_and_mails_the_owners(bed: Bed) -> Non
     bed.set("renewal_days", "30")
     out = bed.once()
     assert "4 renewed" in out, out
+    # Renewals spend the CA's limits too: counted in root's budgets, for AutoSSL and users.
+    with Budgets.open(load_settings({"LECP_ROOT": str(bed.root)})) as budgets:
+        now = time.time()
+        assert budgets.used(NEW_ORDERS, "alice", now) == 2
+        assert budgets.used(DUPLICATES, name_set(["alice.test", "www.alice.test"]), now) == 1
+        assert budgets.is_renewal(["bob.test"])
 
     for name in sites:
         after = sb.fetch_site_cert(name)
