@@ -260,6 +260,28 @@ class Budgets:
         ).fetchone()
         return int(row[0])
 
+    def usage(self, now: float) -> list[tuple[str, str, int]]:
+        """(kind, key, used) of every budget with something spent in its window, fullest first
+        (what `le-cp budgets` shows)."""
+        found: list[tuple[str, str, int]] = []
+        for kind, limit in self.limits.items():
+            rows = self.conn.execute(
+                "SELECT key, SUM(amount) FROM spent WHERE directory = ? AND kind = ? AND at > ? "
+                "GROUP BY key",
+                (self.directory, kind, int(now) - limit.window),
+            )
+            found += [(kind, str(key), int(used)) for key, used in rows if int(used) > 0]
+        return sorted(found, key=lambda f: (-f[2] / max(1, self.limits[f[0]].count), f[0], f[1]))
+
+    def pauses(self, now: float) -> list[tuple[str, str, int, str]]:
+        """(kind, key, until, the CA's words) of every pause in force."""
+        rows = self.conn.execute(
+            "SELECT kind, key, until, detail FROM pauses WHERE directory = ? AND until > ? "
+            "ORDER BY until",
+            (self.directory, int(now)),
+        )
+        return [(str(k), str(key), int(u), str(d)) for k, key, u, d in rows]
+
     def paused_until(self, kind: str, key: str, now: float) -> int:
         row = self.conn.execute(
             "SELECT until FROM pauses WHERE directory = ? AND kind = ? AND key = ? AND until > ?",

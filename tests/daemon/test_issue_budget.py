@@ -4,6 +4,8 @@ held, the CA's `rateLimited` answers paused for that user alone and for a week a
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,32 @@ def test_a_rate_limited_answer_pauses_the_users_own_budget_for_a_week_at_most(
 def test_malformed_requests_are_refused(settings: Settings, request_: dict[str, Any]) -> None:
     got = answer(settings, request_, ALICE)
     assert got["ok"] is False and got["error"].startswith("not a")
+
+
+def test_le_cp_budgets_shows_what_is_spent_and_paused(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from letsencrypt_cpanel.cli.budget_commands import cmd_budgets
+
+    names = ["alice.test", "www.alice.test"]
+    got = reserve(settings, ALICE, names, new=True)["reservation"]
+    settle(settings, ALICE, got, account_created=True)
+    got = reserve(settings, ALICE, ["alice.test"])["reservation"]
+    limited = {"detail": "too many new orders recently", "until": int(time.time()) + 3600}
+    settle(settings, ALICE, got, issued=False, rate_limited=limited)
+
+    assert cmd_budgets(settings, argparse.Namespace(json=True, top=20)) == 0
+    data = json.loads(capsys.readouterr().out)
+    used = {(u["kind"], u["key"]): u["used"] for u in data["used"]}
+    assert used[(DUPLICATES, name_set(names))] == 1
+    assert used[(NEW_ACCOUNTS, "ip:192.0.2.7")] == 1
+    assert used[("new_orders", "alice")] == 2
+    assert [(p["kind"], p["key"]) for p in data["paused"]] == [("new_orders", "alice")]
+    assert data["limits"][DUPLICATES] == {"count": 2, "window": 7 * 86400}
+
+    assert cmd_budgets(settings, argparse.Namespace(json=False, top=1)) == 0
+    text = capsys.readouterr().out
+    assert "certificates (per exact set of names): 2 per 7 d" in text
+    assert "    1 of 2     duplicates           alice.test,www.alice.test" in text
+    assert "... and 3 more" in text  # new accounts, orders, the registered domain
+    assert "paused until" in text and "new_orders alice (the CA said: too many new orders" in text
