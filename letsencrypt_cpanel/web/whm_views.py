@@ -128,6 +128,32 @@ def _deferred(ctx: WhmContext) -> list[dict[str, Any]]:
     ]
 
 
+BUDGET_ROWS = 10
+
+
+def _budgets(ctx: WhmContext) -> dict[str, Any] | None:
+    """The rate-limit budgets' fullest keys and the CA's pauses (`le-cp budgets`), for root and
+    `all` resellers only: the keys name every account's names."""
+    if not ctx.access.full:
+        return None
+    from ..budgets import Budgets
+
+    now = time.time()
+    try:
+        with Budgets.open(ctx.settings) as budgets:
+            limits, used, paused = budgets.limits, budgets.usage(now), budgets.pauses(now)
+    except Error:
+        return None
+    return {
+        "used": [
+            {"kind": k, "key": key, "used": n, "limit": limits[k].count}
+            for k, key, n in used[:BUDGET_ROWS]
+        ],
+        "more": max(0, len(used) - BUDGET_ROWS),
+        "paused": [{"kind": k, "key": key, "until": u, "detail": d} for k, key, u, d in paused],
+    }
+
+
 def home(ctx: WhmContext) -> Response:
     q = ctx.request
     report = _report(ctx)
@@ -145,6 +171,7 @@ def home(ctx: WhmContext) -> Response:
     weeks = expiry_weeks(report.certificates, report.generated)
     cpanel_autossl = _cpanel_autossl(ctx) if ctx.access.full else None
     deferred = _deferred(ctx)
+    budgets = _budgets(ctx)
     if q.wants_json:
         data = report.summary()
         data.update(
@@ -155,6 +182,7 @@ def home(ctx: WhmContext) -> Response:
             csrf_token=ctx.csrf.token(),
             cpanel_autossl=cpanel_autossl,
             deferred=deferred,
+            budgets=budgets,
         )
         return json_response(200, success=True, data=data)
     return ctx.html(
@@ -172,6 +200,7 @@ def home(ctx: WhmContext) -> Response:
         status_labels=STATUS_FILTER_LABELS,
         cpanel_autossl=cpanel_autossl,
         deferred=deferred,
+        budgets=budgets,
         exclude_managed=ctx.settings.cpanel_autossl_exclude_managed,
     )
 

@@ -421,3 +421,31 @@ def test_work_deferred_by_budgets_is_shown_to_whoever_may_see_the_account(
     assert 'id="deferred"' in call("root").text
     limited = call("limited", json_api=True).json()["data"]["deferred"]
     assert [d["user"] for d in limited] == ["bob"]
+
+
+def test_what_is_spent_of_the_cas_limits_is_shown_to_full_access_only(
+    call: Any, root: Path
+) -> None:
+    from letsencrypt_cpanel.budgets import Budgets, Spend
+
+    now = time.time()
+    with Budgets.open(Settings(root=root)) as budgets:
+        budgets.spent(
+            [Spend("duplicates", "shop.test,www.shop.test"), Spend("new_orders", "bob")], now
+        )
+        budgets.rate_limited(
+            "too many certificates already issued for <b>shop.test</b>",
+            int(now) + 3600, account="bob", names=["shop.test"], ip="192.0.2.1",
+        )  # fmt: skip
+    data = call("root", json_api=True).json()["data"]["budgets"]
+    assert {(b["kind"], b["key"], b["used"], b["limit"]) for b in data["used"]} == {
+        ("duplicates", "shop.test,www.shop.test", 1, 5),
+        ("new_orders", "bob", 1, 300),
+    }
+    assert [(p["kind"], p["key"]) for p in data["paused"]] == [("certs_per_domain", "shop.test")]
+    page = call("root").text
+    assert 'id="budgets"' in page and "1 of 5" in page
+    assert "<b>shop.test</b>" not in page and "&lt;b&gt;shop.test&lt;/b&gt;" in page
+    # A reseller without `all` sees other accounts' names in no budget key.
+    assert call("limited", json_api=True).json()["data"]["budgets"] is None
+    assert 'id="budgets"' not in call("limited").text
