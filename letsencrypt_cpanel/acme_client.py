@@ -91,10 +91,12 @@ def connect(
     ca_bundle: str | None = None,
     account: AcmeAccount | None = None,
     user_agent: str = DEFAULT_USER_AGENT,
+    timeout: int = 45,
 ) -> AcmeSession:
     """Fetch the directory (RFC 8555 §7.1.1) once and return a session. `ca_bundle`: a PEM file
-    to trust instead of the system store. Raises AcmeError when the CA cannot be reached."""
-    net = PatientNetwork(verify_ssl=ca_bundle or True, user_agent=user_agent)  # type: ignore[arg-type]
+    to trust instead of the system store; `timeout`: seconds per connection and per read.
+    Raises AcmeError when the CA cannot be reached."""
+    net = PatientNetwork(verify_ssl=ca_bundle or True, user_agent=user_agent, timeout=timeout)  # type: ignore[arg-type]
     with translated():
         directory = acme_client_lib.ClientV2.get_directory(directory_url, net)
     return AcmeSession(directory_url, directory, net, account)

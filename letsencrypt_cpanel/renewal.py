@@ -162,7 +162,7 @@ def run_once(
     result = CycleResult(full_sweep=now - last_sweep >= settings.full_sweep_days * DAY)
     # Before any worker is forked (no TLS beside a fork): windows the CA moved earlier make
     # their users' work now.
-    ask_the_ca(db, settings, now)
+    ask_the_ca(db, settings, now, should_stop=should_stop)
     # Every SSL vhost of the server, the cycle's largest object, is let go once planned from
     # (the daemon's peak memory, bench/).
     work, result.suspended = plan_work(

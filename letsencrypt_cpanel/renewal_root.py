@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import socket
+import sqlite3
 import time
 from dataclasses import dataclass, field
 
@@ -138,7 +139,8 @@ class Bookkeeper:
                     spends = order_spends(user, names, renewal=budgets.is_renewal(names))
                     budgets.spent(spends, self.now)
                     budgets.note_issued(names, self.now)
-        except BudgetError as exc:
+        except (BudgetError, sqlite3.Error) as exc:
+            # Counting is bookkeeping: the renewals, their mails and state are not undone by it.
             log.warning("renewals of %s not counted in the budgets: %s", user, exc)
 
     def _send(self, user: str, address: str, kind: str, items: list[MailItem]) -> None:

@@ -35,6 +35,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,8 +123,15 @@ def answer(settings: Settings, request: Any, uid: int) -> dict[str, Any]:
 
 
 def _read_request(conn: socket.socket) -> bytes | None:
+    """One line, sent within READ_TIMEOUT in all (a byte now and then must not hold the
+    service, which answers one caller at a time)."""
     data = bytearray()
+    deadline = time.monotonic() + READ_TIMEOUT
     while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        conn.settimeout(left)
         chunk = conn.recv(4096)
         if not chunk:
             break
@@ -170,6 +178,7 @@ def _serve_one(
         except Exception as exc:
             print(f"root service: a request failed: {type(exc).__name__}", file=sys.stderr)
             reply = {"ok": False, "error": "the request could not be answered"}
+    conn.settimeout(READ_TIMEOUT)
     conn.sendall(json.dumps(reply).encode("utf-8") + b"\n")
 
 

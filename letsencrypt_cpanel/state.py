@@ -274,14 +274,20 @@ class StateDB:
 
     # -- ARI: root asks the CA about certificates not yet due (ari_watch.py) -------------------
 
-    def ari_to_ask(self, now: int, limit: int) -> list[tuple[str, str, str, int]]:
+    def ari_to_ask(
+        self, now: int, limit: int, per_user: int = 50
+    ) -> list[tuple[str, str, str, int]]:
         """(user, vhost, ARI id, chosen renewal time) of certificates not yet due whose CA may
-        be asked again, those waiting longest first."""
+        be asked again, those waiting longest first, at most `per_user` of one user (a user's
+        worker reports them: one user's many must not crowd out everyone else's)."""
         cur = self.conn.execute(
-            "SELECT a.user, a.vhost, a.cert_id, v.next_attempt FROM ari a JOIN vhosts v "
-            "ON v.user = a.user AND v.vhost = a.vhost "
-            "WHERE v.status = 'not_due' AND a.recheck_at <= ? ORDER BY a.recheck_at LIMIT ?",
-            (now, limit),
+            "SELECT user, vhost, cert_id, next_attempt FROM ("
+            " SELECT a.user, a.vhost, a.cert_id, v.next_attempt, a.recheck_at, ROW_NUMBER() OVER"
+            " (PARTITION BY a.user ORDER BY a.recheck_at) AS nth FROM ari a JOIN vhosts v"
+            " ON v.user = a.user AND v.vhost = a.vhost"
+            " WHERE v.status = 'not_due' AND a.recheck_at <= ?"
+            ") WHERE nth <= ? ORDER BY recheck_at LIMIT ?",
+            (now, per_user, limit),
         )
         return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in cur]
 

@@ -7,6 +7,7 @@ server-wide things call `ctx.access.require_full()` again, so a new route cannot
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,7 +119,7 @@ def _deferred(ctx: WhmContext) -> list[dict[str, Any]]:
     try:
         with Budgets.open(ctx.settings) as budgets:
             rows = budgets.deferred()
-    except Error:
+    except (Error, sqlite3.Error):
         return []
     keep = ctx.visible_users()
     return [
@@ -142,7 +143,7 @@ def _budgets(ctx: WhmContext) -> dict[str, Any] | None:
     try:
         with Budgets.open(ctx.settings) as budgets:
             limits, used, paused = budgets.limits, budgets.usage(now), budgets.pauses(now)
-    except Error:
+    except (Error, sqlite3.Error):  # a broken budget file must not take the page down
         return None
     return {
         "used": [

@@ -121,6 +121,7 @@ def test_foreground_daemon_logs_to_stderr_and_stops_on_sigterm(bed: Bed) -> None
             ask_root(settings.root_socket, {"op": "ping"})
         # Its service killed, the daemon starts it again.
         service = _root_service_pid(proc.pid)
+        assert service > 0  # never kill(0): that is the test's own process group
         os.kill(service, signal.SIGKILL)
         _wait_for(lambda: _root_service_pid(proc.pid) not in (0, service), "a new root service")
 

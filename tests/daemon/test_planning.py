@@ -233,3 +233,23 @@ def test_root_keeps_the_ari_id_of_a_certificate_not_due_only(db: StateDB) -> Non
     # Renewed: nothing left to ask about until the worker reports the new one.
     db.record_report("u", frozenset(), report(ok("u", NOW + 170 * DAY)), NOW + 2 * HOUR)
     assert db.ari_to_ask(NOW + DAY, 10) == []
+
+
+def test_one_users_many_certificates_do_not_crowd_out_the_others_ari_checks(
+    db: StateDB,
+) -> None:
+    def waiting(vhost: str, recheck: int) -> VhostReport:
+        return VhostReport(
+            vhost, "not_due", (vhost,), NOW - DAY, NOW + 80 * DAY, ISSUER, "", NOW + 9 * DAY,
+            ari_id="QUtJ.AIdl", ari_recheck=recheck,
+        )  # fmt: skip
+
+    many = [waiting(f"m{i}.test", NOW - 100 + i) for i in range(5)]
+    db.record_report("many", frozenset(), report(*many), NOW)
+    db.record_report("one", frozenset(), report(waiting("one.test", NOW)), NOW)
+    asked = db.ari_to_ask(NOW, 10, per_user=2)
+    assert [(u, v) for u, v, _i, _t in asked] == [
+        ("many", "m0.test"),
+        ("many", "m1.test"),
+        ("one", "one.test"),
+    ]

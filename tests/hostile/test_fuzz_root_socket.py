@@ -5,6 +5,7 @@ after the worst of it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from letsencrypt_cpanel.budgets import Budgets
 from letsencrypt_cpanel.config import Settings
-from letsencrypt_cpanel.root_service import answer, ask_root, serve_root_socket
+from letsencrypt_cpanel.root_service import READ_TIMEOUT, answer, ask_root, serve_root_socket
 
 DIRECTORY = "https://ca.test/directory"
 ALICE = 30101
@@ -102,6 +103,26 @@ def test_the_running_service_outlives_hostile_requests(tmp_path: Path) -> None:
                 sock.shutdown(socket.SHUT_WR)
                 reply = sock.recv(65536)
             assert reply == b"" or json.loads(reply)["ok"] is False
+        # A caller sending a byte now and then holds the one-at-a-time service for
+        # READ_TIMEOUT at most, not for as long as it keeps dripping.
+        dripping = threading.Event()
+
+        def drip() -> None:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(str(path))
+                dripping.set()
+                with contextlib.suppress(OSError):
+                    for _ in range(8):
+                        sock.sendall(b" ")
+                        time.sleep(1)
+
+        dripper = threading.Thread(target=drip)
+        dripper.start()
+        assert dripping.wait(10)
+        started = time.monotonic()
+        assert ask_root(path, {"op": "ping"}, timeout=30) == {"ok": True}
+        assert time.monotonic() - started < READ_TIMEOUT + 3
+        dripper.join(15)
         deadline = time.monotonic() + 10
         while True:  # still serving
             try:
