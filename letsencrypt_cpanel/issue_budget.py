@@ -131,7 +131,9 @@ class RootBudget:
                     else None
                 )
                 raise BudgetDenied(str(exc), when) from None
-            log.warning("the order goes ahead without a budget: %s", exc)
+            # Quietly: `le-cp` promises one line on stderr, and the README says orders go
+            # ahead unbudgeted while the daemon is stopped (whose own log says why).
+            log.info("the order goes ahead without a budget: %s", exc)
             return Ticket(self.socket_path)
         reservation = answer.get("reservation")
         if isinstance(reservation, bool) or not isinstance(reservation, int) or reservation < 0:
