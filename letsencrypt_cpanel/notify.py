@@ -164,9 +164,9 @@ def plan_mails(
     failed: list[MailItem] = []
     left: list[MailItem] = []
     for out in report.outcomes:
-        # A wildcard can only be checked through DNS (RFC 8555 §7.1.3); the worker's report does
-        # not carry the method of other certificates, so for those the mail gives both advices.
-        challenge = "dns-01" if any(is_wildcard(n) for n in out.names) else ""
+        # A wildcard can only be checked through DNS (RFC 8555 §7.1.3); otherwise the method the
+        # worker reports, when it knows it (else the mail gives both advices).
+        challenge = "dns-01" if any(is_wildcard(n) for n in out.names) else out.challenge
         item = MailItem(out.vhost, out.names, out.not_after, out.error, challenge)
         if out.action == RENEWED:
             renewed.append(item)

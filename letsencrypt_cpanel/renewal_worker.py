@@ -112,6 +112,12 @@ def _ari_id(value: JSONValue) -> str:
     return text
 
 
+def _challenge(value: JSONValue) -> str:
+    if value not in ("", "http-01", "dns-01"):
+        raise WorkerError("The worker's summary holds an unknown challenge method.")
+    return str(value)
+
+
 def parse_report(value: JSONValue) -> UserReport:
     """A worker's summary, checked field by field. Raises WorkerError."""
     if not isinstance(value, dict) or not isinstance(value.get("disable_mail"), bool):
@@ -142,6 +148,7 @@ def parse_report(value: JSONValue) -> UserReport:
                 renew_at=_number(item.get("renew_at", 0)),
                 ari_id=_ari_id(item.get("ari_id", "")),
                 ari_recheck=_number(item.get("ari_recheck", 0)),
+                challenge=_challenge(item.get("challenge", "")),
             )
         )
     return UserReport(disable_mail=bool(value["disable_mail"]), outcomes=reports)

@@ -44,6 +44,7 @@ class VhostReport:
     renew_at: int = 0  # the CA's (ARI) chosen renewal time of a certificate not yet due
     ari_id: str = ""  # its ARI id (RFC 9773 §4.1), for root to ask the CA about meanwhile
     ari_recheck: int = 0  # when to ask the CA again
+    challenge: str = ""  # how a failed renewal checked the names, when known
 
 
 @dataclass(frozen=True)

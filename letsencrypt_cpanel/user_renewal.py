@@ -22,7 +22,7 @@ from .challenges import DNS01
 from .config import Settings
 from .cpanel.models import InstalledHost, Vhost
 from .cpanel.uapi import UserAPI
-from .errors import AcmeError, Error
+from .errors import AcmeError, ChallengeFailed, Error
 from .issuance import Issuer, Progress
 from .issue_plan import AUTO, OrderPlan
 from .names import wildcard_base
@@ -52,6 +52,8 @@ class RenewalOutcome:
     # so a window the CA moves earlier (a revocation ahead) is acted on within a cycle.
     ari_id: str = ""
     ari_recheck: int = 0
+    # How the names were checked, when known ("http-01", "dns-01"): the failure mail's advice.
+    challenge: str = ""
 
     def summary(self) -> dict[str, JSONValue]:
         return {
@@ -64,6 +66,7 @@ class RenewalOutcome:
             "renew_at": self.renew_at,
             "ari_id": self.ari_id,
             "ari_recheck": self.ari_recheck,
+            "challenge": self.challenge,
         }
 
 
@@ -121,6 +124,28 @@ def _watched_by_root(entry: CertificateEntry, settings: Settings) -> tuple[str, 
         return ari_cert_id(entry.cert_pem), recheck
     except ValueError:
         return "", 0
+
+
+# ChallengeFailed kinds that say how the names were being checked (dns_challenge.py,
+# dns_wait.py, selfcheck.py, challenges.py).
+_DNS_KINDS = ("dns-zone", "dns-propagation")
+_HTTP_KINDS = ("selfcheck", "webroot")
+
+
+def _method_that_failed(entry: CertificateEntry, exc: Error) -> str:
+    """How the failed renewal checked the names, when that is known: the certificate's own
+    dns-01, or what the failure says; "" when the CA refused an automatic choice."""
+    if entry.challenge_method == DNS01:
+        return DNS01
+    cause = exc.__cause__
+    if isinstance(cause, ChallengeFailed) and cause.kind in _DNS_KINDS:
+        return ""  # HTTP failed, and DNS was tried too (order_attempts.py): both advices
+    kind = exc.kind if isinstance(exc, ChallengeFailed) else ""
+    if kind in _DNS_KINDS:
+        return DNS01
+    if kind in _HTTP_KINDS:
+        return "http-01"
+    return ""
 
 
 def renewal_plan(entry: CertificateEntry, settings: Settings) -> OrderPlan:
@@ -216,7 +241,13 @@ def renew_user(
             except Error as exc:
                 outcomes.append(
                     RenewalOutcome(
-                        key, FAILED, tuple(names), entry.not_after, str(exc), type(exc).__name__
+                        key,
+                        FAILED,
+                        tuple(names),
+                        entry.not_after,
+                        str(exc),
+                        type(exc).__name__,
+                        challenge=_method_that_failed(entry, exc),
                     )
                 )
         txn.record.last_renewal_check = int(when)

@@ -163,6 +163,7 @@ def test_mail_plan_respects_switches_and_throttle(db: StateDB) -> None:
         {"disable_mail": False, "outcomes": [dict(vars(ok("u", 1)), names=[], ari_id="a/b.c")]},
         {"disable_mail": False, "outcomes": [dict(vars(ok("u", 1)), names=[], ari_id="ab?x=1")]},
         {"disable_mail": False, "outcomes": [dict(vars(ok("u", 1)), names=[], ari_recheck=-1)]},
+        {"disable_mail": False, "outcomes": [dict(vars(ok("u", 1)), names=[], challenge="<x>")]},
     ],
 )
 def test_hostile_summaries_are_refused(summary: object) -> None:

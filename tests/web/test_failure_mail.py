@@ -39,3 +39,34 @@ def test_the_failure_mail_says_issue_again_and_fits_the_method() -> None:
     # Both advices, each under its method: the HTTP one is no longer given as the only one.
     assert "Checked through DNS (dns-01):" in body and "nameservers" in body
     assert "Checked over HTTP (http-01" in body and ".well-known/acme-challenge/" in body
+
+
+def test_the_method_a_failed_renewal_reports_is_named_for_its_site() -> None:
+    http = VhostReport(
+        "http.test", "failed", ("http.test",), 0, NOW, "", "got 404", challenge="http-01"
+    )
+    dns = VhostReport("dns.test", "failed", ("dns.test",), 0, NOW, "", "no TXT", challenge="dns-01")
+    body = _failure_mail_body(http, dns)
+    http_part = body.split("- http.test", 1)[1].split("- dns.test", 1)[0]
+    dns_part = body.split("- dns.test", 1)[1].split("What to do", 1)[0]
+    assert "names checked over HTTP (http-01)" in http_part
+    assert "names checked through DNS (dns-01)" in dns_part
+
+
+def test_the_method_is_known_from_the_certificate_or_the_failure() -> None:
+    from letsencrypt_cpanel.errors import ChallengeFailed, Error, SelfCheckFailed
+    from letsencrypt_cpanel.record_format import CertificateEntry
+    from letsencrypt_cpanel.user_renewal import _method_that_failed
+
+    http_entry = CertificateEntry(vhost="a.test", names=["a.test"], challenge_method="http-01")
+    dns_entry = CertificateEntry(vhost="a.test", names=["a.test"], challenge_method="dns-01")
+    selfcheck = SelfCheckFailed("a.test", "got 404")
+    assert _method_that_failed(http_entry, selfcheck) == "http-01"
+    assert _method_that_failed(dns_entry, selfcheck) == "dns-01"
+    assert _method_that_failed(http_entry, ChallengeFailed("a.test", "x", kind="dns-zone")) == (
+        "dns-01"
+    )
+    both = SelfCheckFailed("a.test", "got 404; DNS tried too")
+    both.__cause__ = ChallengeFailed("a.test", "no TXT", kind="dns-propagation")
+    assert _method_that_failed(http_entry, both) == ""
+    assert _method_that_failed(http_entry, Error("the CA is down")) == ""
