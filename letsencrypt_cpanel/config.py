@@ -63,6 +63,8 @@ class Settings:
     # Renew when less than this fraction of the certificate's lifetime is left (1/3: 30 of 90 days).
     renewal_fraction: float = 1 / 3
     worker_timeout: float = 300.0
+    # How long one call to cPanel or WHM may take (connect, answer, whole body).
+    cpanel_timeout: float = 60.0
     # How long one order may take from answering challenges to the certificate.
     order_deadline: float = 90.0
     max_names_per_certificate: int = 100
@@ -238,6 +240,8 @@ def validate(name: str, value: Any) -> Any:
     )
     if name in positive and not coerced > 0:
         raise ConfigError(f"{name} must be a positive number")
+    if name == "cpanel_timeout" and not 1 <= coerced <= 600:
+        raise ConfigError("cpanel_timeout must be between 1 and 600 seconds")
     if name == "apache_restart_batch_seconds" and not 0 <= coerced <= 3600:
         raise ConfigError("apache_restart_batch_seconds must be between 0 and 3600")
     if name == "parallel_workers" and not 1 <= coerced <= 64:

@@ -68,6 +68,7 @@ class RootSide:
                 PinnedTLS.from_pem(pin),
                 host=settings.cpanel_host,
                 port=settings.cpanel_port,
+                timeout=settings.cpanel_timeout,
             ) as api:
                 return job(
                     JobContext(api, RecordStore(system_user.home), system_user, account, settings)

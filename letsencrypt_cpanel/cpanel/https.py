@@ -294,11 +294,15 @@ WHM_MAX_RESPONSE_BYTES = 512 * 1024 * 1024
 
 
 def build_whm_api(
-    settings: Settings, secrets: Secrets, tls: PinnedTLS, *, timeout: float = 60.0
+    settings: Settings, secrets: Secrets, tls: PinnedTLS, *, timeout: float | None = None
 ) -> WhmAPI:
-    """Root's WHM API: `https://cpanel_host:whm_port` with the stored WHM token."""
+    """Root's WHM API: `https://cpanel_host:whm_port` with the stored WHM token; each call within
+    `timeout` seconds (default: the `cpanel_timeout` setting)."""
     client = PinnedHttpsClient(
-        tls, timeout=timeout, max_bytes=WHM_MAX_RESPONSE_BYTES, transport_name="whm-https"
+        tls,
+        timeout=settings.cpanel_timeout if timeout is None else timeout,
+        max_bytes=WHM_MAX_RESPONSE_BYTES,
+        transport_name="whm-https",
     )
     base = f"https://{settings.cpanel_host}:{settings.whm_port}"
     return WhmAPI(WhmHttpsTransport(client, base, settings.whm_user, secrets.whm_token))

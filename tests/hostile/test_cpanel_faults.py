@@ -46,10 +46,17 @@ def test_install_failing_after_the_ca_issued_is_completed_from_the_saved_certifi
     sandbox.set_fault("SSL::install_ssl", mode, 1)
     finalized = pebble_posts(pebble, "/finalize-order/")
 
-    first = lecp.run("ssl", "issue", "--user", user, domain)
+    # The client's own timeout (`cpanel_timeout`) gives up on a silent cPanel, not the sandbox.
+    lecp.ok("config", "set", "cpanel_timeout", "4" if mode == "timeout" else "60")
+    try:
+        first = lecp.run("ssl", "issue", "--user", user, domain)
+    finally:
+        lecp.ok("config", "set", "cpanel_timeout", "60")
     assert first.returncode == 1, first.stdout
     one_clear_line(first.stderr)
     assert "saved" in first.stderr
+    if mode == "timeout":
+        assert "no answer within 4 s" in first.stderr
     assert pebble_posts(pebble, "/finalize-order/") == finalized + 1
     saved = record_of(sandbox, user)["certificates"][domain]
     assert saved["state"] == "issued" and "BEGIN CERTIFICATE" in saved["cert_pem"]

@@ -27,6 +27,8 @@ REFUSED = [
     ("acme_directory", "https://", "is not accepted", "https://acme-v02.api.letsencrypt.org"),
     ("staging_directory", "http://ca.example/dir", "is not accepted", "127.0.0.1 or localhost"),
     ("autossl_exclude", "dev .example.com", "holds a space", "separated by commas"),
+    ("cpanel_timeout", "0.5", "cpanel_timeout must be", "between 1 and 600 seconds"),
+    ("cpanel_timeout", "3600", "cpanel_timeout must be", "between 1 and 600 seconds"),
 ]  # fmt: skip
 # The ones the WHM Options page offers (the rest only `le-cp config set` changes).
 ON_THE_PAGE = [r for r in REFUSED if r[0] in {o.key for o in OPTIONS}]
