@@ -28,7 +28,8 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -222,30 +223,53 @@ def deferred_restarts(settings: Settings) -> Iterator[RestartBatch]:
 
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-def in_turns(
-    settings: Settings, groups: Iterable[T], batches: list[RestartBatch]
-) -> Iterator[tuple[T, RestartBatch]]:
-    """Each group with the no-restart flag held for it. Groups share one hold (one Apache restart
-    at its end) until it has lasted `apache_restart_batch_seconds`: a big server's cycle restarts
-    Apache a few times, not once per group, and a user's own install meanwhile is served within
-    about that long, not at the end of the cycle. Every hold's batch is appended to `batches`."""
-    hold: contextlib.ExitStack | None = None
-    opened = 0.0
-    try:
-        for group in groups:
-            if hold is None:
-                hold = contextlib.ExitStack()
-                batches.append(hold.enter_context(deferred_restarts(settings)))
-                opened = time.monotonic()
-            yield group, batches[-1]
-            if (
-                hold is not None
-                and time.monotonic() - opened >= settings.apache_restart_batch_seconds
-            ):
-                closing, hold = hold, None
-                closing.close()
-    finally:
-        if hold is not None:
-            hold.close()
+def in_rolling_holds(
+    settings: Settings,
+    items: Iterable[T],
+    start: Callable[[T], R],
+    settle: Callable[[T, Future[R], RestartBatch], None],
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> tuple[list[RestartBatch], int]:
+    """`start(item)` for every item, `parallel_workers` at a time, under cPanel's no-restart flag
+    held for about `apache_restart_batch_seconds` at a time and then let go (one Apache restart
+    for what was installed meanwhile): a big server's cycle restarts Apache a few times, not once
+    per certificate, and a user's own install meanwhile is served within about that long. The
+    workers never wait for a hold to end, and no hold waits for a batch: a worker starts as soon
+    as another is done. Each finished item is `settle`d here, in this thread, with the hold it
+    finished under (tell it `installed()`). Once `should_stop()` says so, no new item starts.
+    Returns every hold and how many items never started."""
+    queue = list(items)
+    queue.reverse()  # popped from the end: the first item first
+    holds: list[RestartBatch] = []
+    if not queue:
+        return holds, 0  # no hold at all: an idle cycle writes no flag and scans no folder
+    with ThreadPoolExecutor(max_workers=settings.parallel_workers) as pool:
+        pending: dict[Future[R], T] = {}
+
+        def fill() -> None:
+            while queue and len(pending) < settings.parallel_workers and not should_stop():
+                item = queue.pop()
+                pending[pool.submit(start, item)] = item
+
+        while True:
+            with deferred_restarts(settings) as hold:
+                holds.append(hold)
+                ends = time.monotonic() + settings.apache_restart_batch_seconds
+                fill()
+                while pending:
+                    left = ends - time.monotonic()
+                    # 0 s holds: each ends with the next worker done, never in a busy loop.
+                    done, _ = wait(
+                        pending, timeout=left if left > 0 else None, return_when=FIRST_COMPLETED
+                    )
+                    for future in done:
+                        settle(pending.pop(future), future, hold)
+                    if time.monotonic() >= ends:
+                        break  # the next workers start under the next hold
+                    fill()
+            if not pending and (not queue or should_stop()):
+                return holds, len(queue)

@@ -21,13 +21,12 @@ import json
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from .apache_restarts import RestartBatch, deferred_restarts, exclusive
+from .apache_restarts import RestartBatch, exclusive, in_rolling_holds
 from .autossl_plan import (
     INSTALL_FAILED,
     RATE_LIMITED,
@@ -175,40 +174,27 @@ def _issue_in_holds(
     now: float,
     result: AutoSSLResult,
 ) -> None:
-    """The issue workers, `parallel_workers` at a time, under cPanel's no-restart flag held for
-    about `apache_restart_batch_seconds` at a time and then let go (one Apache restart for what
-    was installed meanwhile, apache_restarts.py): a first run over a big server is long, and
-    users' own installs meanwhile must not wait for its end. The workers never wait for a hold
-    to end; each user's report is settled (budgets, results) here, as it arrives."""
+    """The issue workers under rolling holds of cPanel's no-restart flag
+    (apache_restarts.in_rolling_holds): a first run over a big server is long, and users' own
+    installs meanwhile must not wait for its end. Each user's report is settled (budgets,
+    results) here, as it arrives."""
 
     def one(user: str) -> IssueReport:
         return parse_issue(RootSide.build(settings).run_for_user(user, jobs[user]))
 
     by_user = {g.user: g for g in granted}
-    holds: list[RestartBatch] = []
-    with ThreadPoolExecutor(max_workers=settings.parallel_workers) as pool:
-        pending = {pool.submit(one, user): user for user in jobs}
-        while pending:
-            with deferred_restarts(settings) as hold:
-                holds.append(hold)
-                ends = time.monotonic() + settings.apache_restart_batch_seconds
-                while True:
-                    left = ends - time.monotonic()
-                    # 0 s holds: each ends with the next worker done, never in a busy loop.
-                    timeout = left if left > 0 else None
-                    done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        user = pending.pop(future)
-                        reports: dict[str, IssueReport] = {}
-                        try:
-                            reports[user] = future.result()
-                        except Error as exc:
-                            log.warning("AutoSSL worker for %s failed: %s", user, exc)
-                            result.worker_failures[user] = str(exc)
-                        mine = [by_user[user]] if user in by_user else []
-                        _settle_all(budgets, mine, reports, ip, now, result, hold)
-                    if not pending or time.monotonic() >= ends:
-                        break
+
+    def settle(user: str, future: Future[IssueReport], hold: RestartBatch) -> None:
+        reports: dict[str, IssueReport] = {}
+        try:
+            reports[user] = future.result()
+        except Error as exc:
+            log.warning("AutoSSL worker for %s failed: %s", user, exc)
+            result.worker_failures[user] = str(exc)
+        mine = [by_user[user]] if user in by_user else []
+        _settle_all(budgets, mine, reports, ip, now, result, hold)
+
+    holds, _left = in_rolling_holds(settings, list(jobs), one, settle)
     result.restarted = any(h.restarted for h in holds)
 
 

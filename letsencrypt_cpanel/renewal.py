@@ -7,9 +7,9 @@ by whom issued, until when). Every account gets a worker at the weekly full swee
 first cycle. The work itself, as the user, is `renewal_worker.renewal_job`; its summary comes
 back through `impersonate` and is read as untrusted input (`renewal_worker.parse_report`).
 
-Users run in batches of `parallel_workers` (threads, each forking its own worker with a hard
-timeout), under cPanel's Apache no-restart flag held for about `apache_restart_batch_seconds`
-at a time (apache_restarts.in_turns); the state, mail
+Users run `parallel_workers` at a time (threads, each forking its own worker with a hard
+timeout; the next starts as soon as one is done), under cPanel's Apache no-restart flag held for
+about `apache_restart_batch_seconds` at a time (apache_restarts.in_rolling_holds); the state, mail
 and hook (renewal_root.Bookkeeper, shared with WHM's "renew now" and `le-cp ssl renew`) are
 handled in the calling thread only, one finished user at a time, so a `kill -9` at any moment
 loses at most the bookkeeping of users whose workers had not reported yet: their records are
@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from .apache_restarts import RestartBatch, in_turns
+from .apache_restarts import RestartBatch, in_rolling_holds
 from .ari_watch import ask_the_ca
 from .certificates import renewal_due
 from .config import Settings
@@ -149,13 +149,13 @@ def run_once(
     """One renewal cycle at time `now`. Raises Error only when WHM cannot even list the accounts
     (nothing was done); a user's failure is recorded and the cycle goes on.
 
-    Users run in batches of `parallel_workers` under cPanel's no-restart flag, which is let go
-    (one Apache restart when something was installed) once it has been held
+    Users run `parallel_workers` at a time under cPanel's no-restart flag, which is let go (one
+    Apache restart when something was installed) once it has been held
     `apache_restart_batch_seconds`: the flag is server-wide, so a user issuing on the cPanel page
     meanwhile is served after that restart, not at the end of the cycle.
     `mailer`: None = built from the settings and secrets when the first mail goes out.
-    `should_stop` is asked between batches: once it says True no new worker starts, the running
-    ones are waited for and recorded, and the cycle ends (`stopped_early`)."""
+    `should_stop` is asked before each worker starts: once it says True no new worker starts,
+    the running ones are waited for and recorded, and the cycle ends (`stopped_early`)."""
     root = RootSide.build(settings)
     accounts = root.whm.listaccts()
     last_sweep = float(db.meta(LAST_FULL_SWEEP, "0") or 0)
@@ -178,16 +178,18 @@ def run_once(
         " (full sweep)" if result.full_sweep else "",
         len(result.suspended),
     )
-    size = settings.parallel_workers
-    groups = [(start, work[start : start + size]) for start in range(0, len(work), size)]
-    holds: list[RestartBatch] = []
-    with ThreadPoolExecutor(max_workers=size) as pool:
-        for (start, group), restarts in in_turns(settings, groups, holds):
-            if should_stop():
-                log.info("stopping: %d user(s) left for the next cycle", len(work) - start)
-                result.stopped_early = True
-                break
-            _run_batch(pool, keeper, result, group, now, should_stop, restarts)
+
+    def start(item: UserWork) -> UserReport:
+        log.info("renewing for %s (%s)", item.user, "; ".join(item.reasons))
+        return run_worker(settings, item.user, now, skip=item.skip)
+
+    def settle(item: UserWork, future: Future[UserReport], restarts: RestartBatch) -> None:
+        _settle(keeper, result, item, future, should_stop, restarts)
+
+    holds, left = in_rolling_holds(settings, work, start, settle, should_stop=should_stop)
+    if left:
+        log.info("stopping: %d user(s) left for the next cycle", left)
+        result.stopped_early = True
     for hold in holds:
         if hold.restarted:
             result.apache_restarts += 1
@@ -207,41 +209,30 @@ def run_once(
     return result
 
 
-def _run_batch(
-    pool: ThreadPoolExecutor,
+def _settle(
     keeper: Bookkeeper,
     result: CycleResult,
-    batch: list[UserWork],
-    now: float,
+    item: UserWork,
+    future: Future[UserReport],
     should_stop: Callable[[], bool],
     restarts: RestartBatch,
 ) -> None:
-    """One batch of workers in parallel under the no-restart flag (`restarts`, which Apache
-    restarts at the end of its hold if any of them installed); each report recorded (state,
-    mail) in this thread as it arrives."""
-    settings = keeper.settings
-    pending: dict[Future[UserReport], UserWork] = {}
-    for item in batch:
-        log.info("renewing for %s (%s)", item.user, "; ".join(item.reasons))
-        pending[pool.submit(run_worker, settings, item.user, now, skip=item.skip)] = item
-    while pending:
-        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-        for future in done:
-            item = pending.pop(future)
-            result.users_run.append(item.user)
-            try:
-                report = future.result()
-                keeper.reported(item.user, item.skip, report)
-            except Error as exc:
-                if should_stop():
-                    # Stopping: the init system may have signalled the workers too. Not
-                    # the user's failure, so no backoff; the next cycle sees them again.
-                    log.info("the worker for %s ended while stopping: %s", item.user, exc)
-                    continue
-                keeper.worker_failed(item.user, str(exc))
-                continue
-            if installed_something(report):
-                restarts.installed()
+    """One worker's report recorded (state, mail) in this thread as it arrives; an install
+    tells the hold it finished under (`restarts`: Apache restarts at the end of it)."""
+    result.users_run.append(item.user)
+    try:
+        report = future.result()
+        keeper.reported(item.user, item.skip, report)
+    except Error as exc:
+        if should_stop():
+            # Stopping: the init system may have signalled the workers too. Not the user's
+            # failure, so no backoff; the next cycle sees them again.
+            log.info("the worker for %s ended while stopping: %s", item.user, exc)
+            return
+        keeper.worker_failed(item.user, str(exc))
+        return
+    if installed_something(report):
+        restarts.installed()
 
 
 def describe(result: CycleResult) -> str:
