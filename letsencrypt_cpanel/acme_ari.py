@@ -109,6 +109,13 @@ def remember_window(
     return chosen
 
 
+def remembered_recheck(extras: Mapping[str, Any]) -> int | None:
+    """When the window stored by `remember_window` is to be asked about again, if stored."""
+    saved = extras.get(RECORD_KEY)
+    recheck = saved.get("recheck_at") if isinstance(saved, dict) else None
+    return recheck if isinstance(recheck, int) else None
+
+
 def remembered_choice(extras: Mapping[str, Any], now: float) -> int | None:
     """The chosen renewal moment stored by `remember_window`, while it needs no refresh
     (before `recheck_at`); None when the CA must be asked again."""

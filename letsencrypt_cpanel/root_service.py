@@ -162,7 +162,6 @@ class CurrentSettings:
 def _serve_one(
     conn: socket.socket, settings: Callable[[], Settings], allowed: Callable[[int], bool]
 ) -> None:
-    conn.settimeout(READ_TIMEOUT)
     # Read first (bounded), so a refused caller reads its refusal instead of a broken pipe.
     raw = _read_request(conn)
     uid = peer_uid(conn)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .acme_ari import RECORD_KEY, ari_cert_id, remember_window, remembered_choice
+from .acme_ari import ari_cert_id, remember_window, remembered_choice, remembered_recheck
 from .acme_client import Binder
 from .certificates import host_for, renewal_due
 from .challenges import DNS01
@@ -114,11 +114,8 @@ def ari_renewal_time(
 def _watched_by_root(entry: CertificateEntry, settings: Settings) -> tuple[str, int]:
     """(ARI id, when to ask again) for root to watch: only for the server's own CA, the one
     root asks (a user's record must not send root to another URL)."""
-    saved = entry.extras.get(RECORD_KEY)
-    recheck = saved.get("recheck_at") if isinstance(saved, dict) else None
-    if (entry.directory or settings.acme_directory) != settings.acme_directory:
-        return "", 0
-    if not isinstance(recheck, int):
+    recheck = remembered_recheck(entry.extras)
+    if (entry.directory or settings.acme_directory) != settings.acme_directory or recheck is None:
         return "", 0
     try:
         return ari_cert_id(entry.cert_pem), recheck
